@@ -1,0 +1,1 @@
+"""Custom TFX components and model code of the siamese embedding pipeline."""

@@ -1,0 +1,1 @@
+"""Custom TFMA metrics for the stock TFX Evaluator."""

@@ -1,0 +1,142 @@
+"""Beam transforms turning each supported dataset into raw tf.Examples (`image`, `label`)."""
+
+import io
+import os
+
+import apache_beam as beam
+import tensorflow as tf
+from PIL import Image
+
+from components.example_gen import idx, sources
+
+IDX_CHUNK = 2000  # Images per Beam element when streaming IDX files.
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+class ImageFileError(ValueError):
+    """An input image or record is unusable; the message names the file."""
+
+
+def make_example(image: bytes, label: str) -> tf.train.Example:
+    """The raw format shared by every source: encoded image bytes and identity name."""
+    return tf.train.Example(features=tf.train.Features(feature={
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+        "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
+    }))
+
+
+def encode_png(pixels) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# --- MNIST-format IDX files -------------------------------------------------------------------
+
+def idx_pair(paths: list[str], split_pattern: str) -> tuple[str, str]:
+    """Picks the images file and the labels file among the files a split pattern matched."""
+    def pick(kind: str) -> str:
+        found = sorted(p for p in paths if kind in os.path.basename(p))
+        if len(found) != 1:
+            raise idx.IdxFormatError(
+                f"split pattern {split_pattern}: expected exactly one '{kind}[.gz]' file, "
+                f"found {found or 'none'}"
+            )
+        return found[0]
+    return pick("images-idx3-ubyte"), pick("labels-idx1-ubyte")
+
+
+def check_idx_pair(images_path: str, labels_path: str) -> int:
+    """Checks both headers and sizes agree; returns the number of images."""
+    image_dims = idx.read_header(images_path, idx.IMAGES_NDIM)
+    label_dims = idx.read_header(labels_path, idx.LABELS_NDIM)
+    idx.check_size(images_path, image_dims)
+    idx.check_size(labels_path, label_dims)
+    if image_dims[0] != label_dims[0]:
+        raise idx.IdxFormatError(
+            f"{images_path} holds {image_dims[0]} images but {labels_path} "
+            f"holds {label_dims[0]} labels"
+        )
+    return image_dims[0]
+
+
+def idx_chunk_to_examples(chunk: tuple[int, int], images_path: str, labels_path: str):
+    start, count = chunk
+    images = idx.read_records(images_path, idx.IMAGES_NDIM, start, count)
+    labels = idx.read_records(labels_path, idx.LABELS_NDIM, start, count)
+    for pixels, label in zip(images, labels):
+        yield make_example(encode_png(pixels), str(int(label)))
+
+
+@beam.ptransform_fn
+def ReadIdx(pipeline, images_path: str, labels_path: str):  # noqa: N802 (Beam style)
+    total = check_idx_pair(images_path, labels_path)
+    return (
+        pipeline
+        | "Chunks" >> beam.Create(list(idx.chunks(total, IDX_CHUNK)))
+        | "Spread" >> beam.Reshuffle()
+        | "Decode" >> beam.FlatMap(idx_chunk_to_examples, images_path, labels_path)
+    )
+
+
+# --- A folder per identity --------------------------------------------------------------------
+
+def check_image(path: str, data: bytes) -> None:
+    if not data.startswith((_PNG_MAGIC, _JPEG_MAGIC)):
+        raise ImageFileError(f"{path}: not a PNG or JPEG image (starts with {data[:8]!r})")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except Exception as e:  # PIL raises many types for corrupt files.
+        raise ImageFileError(f"{path}: corrupt image: {e}") from e
+
+
+def image_file_to_example(path: str) -> tf.train.Example:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        data = f.read()
+    check_image(path, data)
+    identity = os.path.basename(os.path.dirname(path))
+    return make_example(data, identity)
+
+
+def identity_images(paths: list[str]) -> list[str]:
+    """Keeps image files (by extension) that sit in an identity folder."""
+    return sorted(p for p in paths
+                  if p.lower().endswith(sources.IMAGE_EXTENSIONS) and not tf.io.gfile.isdir(p))
+
+
+@beam.ptransform_fn
+def ReadIdentityFolders(pipeline, image_paths: list[str]):  # noqa: N802
+    return (
+        pipeline
+        | "Paths" >> beam.Create(image_paths)
+        | "Spread" >> beam.Reshuffle()
+        | "Read" >> beam.Map(image_file_to_example)
+    )
+
+
+# --- TFRecords already in the raw format ------------------------------------------------------
+
+def check_raw_record(file_and_record: tuple[str, bytes]) -> tf.train.Example:
+    path, record = file_and_record
+    try:
+        example = tf.train.Example.FromString(record)
+    except Exception as e:
+        raise ImageFileError(f"{path}: record is not a tf.train.Example: {e}") from e
+    features = example.features.feature
+    for name in ("image", "label"):
+        if name not in features or not features[name].bytes_list.value:
+            raise ImageFileError(f"{path}: a record lacks the bytes feature '{name}'")
+    check_image(path, features["image"].bytes_list.value[0])
+    return example
+
+
+@beam.ptransform_fn
+def ReadRawTFRecords(pipeline, paths: list[str]):  # noqa: N802
+    return (
+        pipeline
+        | "Files" >> beam.Create(paths)
+        | "Read" >> beam.io.ReadAllFromTFRecord(with_filename=True)
+        | "Check" >> beam.Map(check_raw_record)
+    )

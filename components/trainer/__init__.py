@@ -1,0 +1,1 @@
+"""Trainer code: the siamese embedding network trained with triplet loss."""

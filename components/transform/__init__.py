@@ -1,0 +1,1 @@
+"""tf.Transform preprocessing for the image pipeline."""
