@@ -6,7 +6,9 @@ from tfx.dsl.components.base import executor_spec
 from components.example_gen import executor, sources
 
 
-def create_example_gen(data_dir: str, data_format: str, eval_fraction: float) -> FileBasedExampleGen:
+def create_example_gen(
+    data_dir: str, data_format: str, eval_fraction: float
+) -> FileBasedExampleGen:
     """An ExampleGen over `data_dir`; its driver fingerprints the input files for caching."""
     return FileBasedExampleGen(
         input_base=data_dir,

@@ -16,8 +16,11 @@ def materialize(directory: str) -> str:
     """
     from sklearn.datasets import load_digits
 
-    names = [f"{prefix}-{kind}" for prefix in ("train", "t10k")
-             for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    names = [
+        f"{prefix}-{kind}"
+        for prefix in ("train", "t10k")
+        for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+    ]
     if all(os.path.exists(os.path.join(directory, n)) for n in names):
         return directory
     os.makedirs(directory, exist_ok=True)

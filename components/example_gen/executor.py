@@ -25,9 +25,13 @@ def ImageToExample(pipeline, exec_properties, split_pattern):  # noqa: N802 (TFX
         images = readers.identity_images(paths)
         skipped = len(paths) - len(images)
         if skipped:
-            logging.warning("%s: skipped %d files that are not .png/.jpg/.jpeg", input_base, skipped)
+            logging.warning(
+                "%s: skipped %d files that are not .png/.jpg/.jpeg", input_base, skipped
+            )
         if not images:
-            raise sources.DatasetError(f"{input_base}: no .png/.jpg/.jpeg images in identity folders")
+            raise sources.DatasetError(
+                f"{input_base}: no .png/.jpg/.jpeg images in identity folders"
+            )
         return pipeline | readers.ReadIdentityFolders(images)
     return pipeline | readers.ReadRawTFRecords(paths)
 

@@ -71,7 +71,9 @@ def read_records(path: str, ndim: int, start: int, count: int) -> np.ndarray:
             f.seek(header_size(ndim) + start * record_size)
             data = f.read(count * record_size)
         except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise IdxFormatError(f"{path}: cannot read records {start}..{start + count}: {e}") from e
+            raise IdxFormatError(
+                f"{path}: cannot read records {start}..{start + count}: {e}"
+            ) from e
     if len(data) != count * record_size:
         raise IdxFormatError(
             f"{path}: truncated: records {start}..{start + count} need "

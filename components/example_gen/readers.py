@@ -20,10 +20,14 @@ class ImageFileError(ValueError):
 
 def make_example(image: bytes, label: str) -> tf.train.Example:
     """The raw format shared by every source: encoded image bytes and identity name."""
-    return tf.train.Example(features=tf.train.Features(feature={
-        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
-        "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
-    }))
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+                "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
+            }
+        )
+    )
 
 
 def encode_png(pixels) -> bytes:
@@ -34,8 +38,10 @@ def encode_png(pixels) -> bytes:
 
 # --- MNIST-format IDX files -------------------------------------------------------------------
 
+
 def idx_pair(paths: list[str], split_pattern: str) -> tuple[str, str]:
     """Picks the images file and the labels file among the files a split pattern matched."""
+
     def pick(kind: str) -> str:
         found = sorted(p for p in paths if kind in os.path.basename(p))
         if len(found) != 1:
@@ -44,6 +50,7 @@ def idx_pair(paths: list[str], split_pattern: str) -> tuple[str, str]:
                 f"found {found or 'none'}"
             )
         return found[0]
+
     return pick("images-idx3-ubyte"), pick("labels-idx1-ubyte")
 
 
@@ -65,7 +72,7 @@ def idx_chunk_to_examples(chunk: tuple[int, int], images_path: str, labels_path:
     start, count = chunk
     images = idx.read_records(images_path, idx.IMAGES_NDIM, start, count)
     labels = idx.read_records(labels_path, idx.LABELS_NDIM, start, count)
-    for pixels, label in zip(images, labels):
+    for pixels, label in zip(images, labels, strict=True):
         yield make_example(encode_png(pixels), str(int(label)))
 
 
@@ -81,6 +88,7 @@ def ReadIdx(pipeline, images_path: str, labels_path: str):  # noqa: N802 (Beam s
 
 
 # --- A folder per identity --------------------------------------------------------------------
+
 
 def check_image(path: str, data: bytes) -> None:
     if not data.startswith((_PNG_MAGIC, _JPEG_MAGIC)):
@@ -102,8 +110,11 @@ def image_file_to_example(path: str) -> tf.train.Example:
 
 def identity_images(paths: list[str]) -> list[str]:
     """Keeps image files (by extension) that sit in an identity folder."""
-    return sorted(p for p in paths
-                  if p.lower().endswith(sources.IMAGE_EXTENSIONS) and not tf.io.gfile.isdir(p))
+    return sorted(
+        p
+        for p in paths
+        if p.lower().endswith(sources.IMAGE_EXTENSIONS) and not tf.io.gfile.isdir(p)
+    )
 
 
 @beam.ptransform_fn
@@ -117,6 +128,7 @@ def ReadIdentityFolders(pipeline, image_paths: list[str]):  # noqa: N802
 
 
 # --- TFRecords already in the raw format ------------------------------------------------------
+
 
 def check_raw_record(file_and_record: tuple[str, bytes]) -> tf.train.Example:
     path, record = file_and_record

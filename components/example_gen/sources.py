@@ -66,7 +66,9 @@ def output_config(data_format: str, eval_fraction: float) -> example_gen_pb2.Out
     return example_gen_pb2.Output(
         split_config=example_gen_pb2.SplitConfig(
             splits=[
-                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=buckets - eval_buckets),
+                example_gen_pb2.SplitConfig.Split(
+                    name="train", hash_buckets=buckets - eval_buckets
+                ),
                 example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
             ]
         )

@@ -58,9 +58,12 @@ def semi_hard(labels, embeddings, margin=0.2, squared=False, soft=False):
     count = tf.shape(distances)[1]
     semi_hard_negatives = tf.gather(sorted_negatives, tf.minimum(farther, count - 1), batch_dims=1)
     semi_hard_negatives = tf.where(farther < count, semi_hard_negatives, float("inf"))
-    farthest_negative = tf.reduce_max(tf.where(negative_mask, distances, -1.0), axis=1, keepdims=True)
-    negatives = tf.where(tf.math.is_finite(semi_hard_negatives), semi_hard_negatives,
-                         farthest_negative)
+    farthest_negative = tf.reduce_max(
+        tf.where(negative_mask, distances, -1.0), axis=1, keepdims=True
+    )
+    negatives = tf.where(
+        tf.math.is_finite(semi_hard_negatives), semi_hard_negatives, farthest_negative
+    )
     valid = tf.logical_and(positive_mask, has_negative)
     negatives = tf.where(valid, negatives, 0.0)
     losses = _hinge(distances - negatives, margin, soft)
@@ -71,8 +74,9 @@ def batch_hard(labels, embeddings, margin=0.2, squared=False, soft=False):
     distances = pairwise_distances(embeddings, squared)
     positive_mask, negative_mask = _masks(labels)
     hardest_positive = tf.reduce_max(tf.where(positive_mask, distances, 0.0), axis=1)
-    closest_negative = tf.reduce_min(tf.where(negative_mask, distances, tf.reduce_max(distances)),
-                                     axis=1)
+    closest_negative = tf.reduce_min(
+        tf.where(negative_mask, distances, tf.reduce_max(distances)), axis=1
+    )
     valid = tf.logical_and(tf.reduce_any(positive_mask, 1), tf.reduce_any(negative_mask, 1))
     losses = _hinge(hardest_positive - closest_negative, margin, soft)
     return _safe_mean(losses, valid), _safe_mean(tf.cast(losses > 0, losses.dtype), valid)
@@ -85,8 +89,9 @@ def batch_all(labels, embeddings, margin=0.2, squared=False, soft=False):
     distances = pairwise_distances(embeddings, squared)
     positive_mask, negative_mask = _masks(labels)
     sorted_negatives = _sorted_negatives(distances, negative_mask)
-    prefix_sums = tf.cumsum(tf.where(tf.math.is_finite(sorted_negatives), sorted_negatives, 0.0),
-                            axis=1)
+    prefix_sums = tf.cumsum(
+        tf.where(tf.math.is_finite(sorted_negatives), sorted_negatives, 0.0), axis=1
+    )
     prefix_sums = tf.pad(prefix_sums, [[0, 0], [1, 0]])
     # Negatives with d(a, n) < d(a, p) + margin are the active ones for the pair (a, p).
     thresholds = distances + margin
@@ -95,8 +100,9 @@ def batch_all(labels, embeddings, margin=0.2, squared=False, soft=False):
     pair_losses = tf.cast(active, distances.dtype) * thresholds - active_sum
     positive = tf.cast(positive_mask, distances.dtype)
     active_count = tf.reduce_sum(tf.cast(active, distances.dtype) * positive)
-    valid_count = tf.reduce_sum(positive * tf.reduce_sum(tf.cast(negative_mask, distances.dtype),
-                                                         axis=1, keepdims=True))
+    valid_count = tf.reduce_sum(
+        positive * tf.reduce_sum(tf.cast(negative_mask, distances.dtype), axis=1, keepdims=True)
+    )
     loss = tf.reduce_sum(pair_losses * positive) / tf.maximum(active_count, 1.0)
     return loss, active_count / tf.maximum(valid_count, 1.0)
 
@@ -105,4 +111,6 @@ def get(strategy: str):
     try:
         return {"semi_hard": semi_hard, "batch_hard": batch_hard, "batch_all": batch_all}[strategy]
     except KeyError:
-        raise ValueError(f"unknown triplet strategy {strategy!r}; choose from {STRATEGIES}") from None
+        raise ValueError(
+            f"unknown triplet strategy {strategy!r}; choose from {STRATEGIES}"
+        ) from None

@@ -35,8 +35,10 @@ def brute_force(strategy, labels, embeddings, margin, squared, soft):
                 all_triplets.extend(hinge(d[a, p] - d[a, k]) for k in negatives)
     if strategy == "batch_all":
         active = [x for x in all_triplets if x > 0]
-        return (sum(active) / len(active) if active else 0.0,
-                len(active) / len(all_triplets) if all_triplets else 0.0)
+        return (
+            sum(active) / len(active) if active else 0.0,
+            len(active) / len(all_triplets) if all_triplets else 0.0,
+        )
     if not losses:
         return 0.0, 0.0
     return float(np.mean(losses)), float(np.mean([x > 0 for x in losses]))
@@ -49,8 +51,13 @@ def random_batch(seed, n=24, classes=5, dim=8):
     return labels, embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
 
 
-CASES = [(s, sq, soft) for s in triplet_loss.STRATEGIES for sq in (False, True)
-         for soft in (False, True) if not (s == "batch_all" and soft)]
+CASES = [
+    (s, sq, soft)
+    for s in triplet_loss.STRATEGIES
+    for sq in (False, True)
+    for soft in (False, True)
+    if not (s == "batch_all" and soft)
+]
 
 
 @pytest.mark.parametrize("strategy,squared,soft", CASES)
@@ -58,8 +65,12 @@ CASES = [(s, sq, soft) for s in triplet_loss.STRATEGIES for sq in (False, True)
 def test_matches_brute_force(strategy, squared, soft, seed):
     labels, embeddings = random_batch(seed)
     loss, active = triplet_loss.get(strategy)(
-        tf.constant(labels), tf.constant(embeddings, tf.float32), margin=0.2,
-        squared=squared, soft=soft)
+        tf.constant(labels),
+        tf.constant(embeddings, tf.float32),
+        margin=0.2,
+        squared=squared,
+        soft=soft,
+    )
     expected_loss, expected_active = brute_force(strategy, labels, embeddings, 0.2, squared, soft)
     np.testing.assert_allclose(loss.numpy(), expected_loss, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(active.numpy(), expected_active, rtol=1e-4, atol=1e-5)
@@ -69,7 +80,9 @@ def test_identities_with_one_image_are_not_anchors():
     labels = np.array([0, 0, 1, 2, 3, 3, 4])
     _, embeddings = random_batch(3, n=7)
     for strategy in triplet_loss.STRATEGIES:
-        loss, _ = triplet_loss.get(strategy)(tf.constant(labels), tf.constant(embeddings, tf.float32))
+        loss, _ = triplet_loss.get(strategy)(
+            tf.constant(labels), tf.constant(embeddings, tf.float32)
+        )
         expected, _ = brute_force(strategy, labels, embeddings, 0.2, False, False)
         np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-4, atol=1e-5)
 
@@ -96,7 +109,9 @@ def test_gradient_descent_separates_classes(strategy):
     first = None
     for _ in range(100):
         with tf.GradientTape() as tape:
-            loss, _ = triplet_loss.get(strategy)(tf.constant(labels), tf.math.l2_normalize(variable, 1))
+            loss, _ = triplet_loss.get(strategy)(
+                tf.constant(labels), tf.math.l2_normalize(variable, 1)
+            )
         first = loss.numpy() if first is None else first
         optimizer.apply_gradients([(tape.gradient(loss, variable), variable)])
     assert np.all(np.isfinite(variable.numpy()))

@@ -25,6 +25,7 @@ def _flat_strings(feature) -> tf.Tensor:
 
 def decode_images(encoded: tf.Tensor, size: int, channels: int) -> tf.Tensor:
     """PNG/JPEG bytes of any size and colour -> float32 [batch, size, size, channels] in [0, 1]."""
+
     def decode_one(image_bytes):
         image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
         image = tf.image.convert_image_dtype(image, tf.float32)
@@ -32,7 +33,8 @@ def decode_images(encoded: tf.Tensor, size: int, channels: int) -> tf.Tensor:
         return tf.clip_by_value(image, 0.0, 1.0)
 
     return tf.map_fn(
-        decode_one, encoded,
+        decode_one,
+        encoded,
         fn_output_signature=tf.TensorSpec([size, size, channels], tf.float32),
     )
 

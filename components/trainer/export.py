@@ -1,0 +1,30 @@
+"""Exports the embedding network with the Transform graph as a TF Serving SavedModel.
+
+Serving contract: `serving_default` takes `examples`, a 1-D string tensor of serialized
+tf.Example with an `image` feature (PNG or JPEG bytes), and returns `embedding`,
+float32 [batch, D], L2-normalised.
+"""
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components.transform import preprocessing
+
+
+def export_serving_model(
+    embedding_network: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str
+) -> None:
+    embedding_network.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = tf_transform_output.raw_feature_spec()
+    image_spec = {preprocessing.IMAGE_KEY: raw_spec[preprocessing.IMAGE_KEY]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(examples):
+        raw_features = tf.io.parse_example(examples, image_spec)
+        transformed = embedding_network.tft_layer(raw_features)
+        embedding = embedding_network(transformed[preprocessing.IMAGE_KEY], training=False)
+        return {"embedding": tf.cast(embedding, tf.float32)}
+
+    tf.saved_model.save(
+        embedding_network, export_dir, signatures={"serving_default": serve_examples}
+    )

@@ -1,0 +1,1 @@
+"""Gates that stop the pipeline on bad data."""

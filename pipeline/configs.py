@@ -1,0 +1,34 @@
+"""Pipeline-wide defaults: names, the dotted paths of our code, and layout of an output dir."""
+
+import os
+
+PIPELINE_NAME = "siamese-tfx"
+PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
+RUN_FN = "components.trainer.run.run_fn"
+
+DEFAULT_DATA = "digits"
+DEFAULT_OUTPUT_DIR = "runs/default"
+DEFAULT_EVAL_FRACTION = 0.2
+DEFAULT_PRECISION_AT_1_LOWER_BOUND = 0.5
+
+DEFAULT_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def pipeline_root(output_dir: str) -> str:
+    return os.path.join(output_dir, "tfx")
+
+
+def metadata_path(output_dir: str) -> str:
+    return os.path.join(output_dir, "metadata.sqlite")
+
+
+def serving_dir(output_dir: str) -> str:
+    return os.path.join(output_dir, "serving_model")
+
+
+def summary_path(output_dir: str) -> str:
+    return os.path.join(output_dir, "summary.json")
+
+
+def datasets_dir(output_dir: str) -> str:
+    return os.path.join(output_dir, "datasets")

@@ -1,0 +1,61 @@
+"""Runs the pipeline locally: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata."""
+
+import os
+from dataclasses import dataclass, field
+
+from tfx import v1 as tfx
+
+from components.example_gen import digits, sources
+from pipeline import configs, summary
+from pipeline.pipeline import create_pipeline
+
+
+@dataclass
+class LocalRun:
+    data: str
+    output_dir: str
+    hparams: dict
+    precision_at_1_lower_bound: float = configs.DEFAULT_PRECISION_AT_1_LOWER_BOUND
+    eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
+    beam_args: list[str] = field(default_factory=lambda: list(configs.DEFAULT_BEAM_ARGS))
+    pipeline_name: str = configs.PIPELINE_NAME
+
+
+def resolve_data(data: str, output_dir: str) -> tuple[str, str]:
+    """(directory, format) of the dataset; the built-in digits are written out as IDX files."""
+    data_format = sources.detect_format(data)
+    if data_format == sources.DIGITS:
+        directory = digits.materialize(os.path.join(configs.datasets_dir(output_dir), "digits"))
+        return directory, sources.IDX
+    return os.path.abspath(data), data_format
+
+
+def dataset_name(data: str) -> str:
+    return data if data == sources.DIGITS else os.path.basename(os.path.normpath(data))
+
+
+def run(options: LocalRun) -> dict:
+    """Runs (or resumes, reusing cached outputs) the pipeline; returns and writes the summary."""
+    output_dir = os.path.abspath(options.output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    data_dir, data_format = resolve_data(options.data, output_dir)
+    pipeline = create_pipeline(
+        pipeline_name=options.pipeline_name,
+        pipeline_root=configs.pipeline_root(output_dir),
+        data_dir=data_dir,
+        data_format=data_format,
+        serving_dir=configs.serving_dir(output_dir),
+        hparams=options.hparams,
+        precision_at_1_lower_bound=options.precision_at_1_lower_bound,
+        eval_fraction=options.eval_fraction,
+        beam_pipeline_args=options.beam_args,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            configs.metadata_path(output_dir)
+        ),
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    result = summary.build_summary(
+        configs.metadata_path(output_dir), options.pipeline_name, dataset_name(options.data)
+    )
+    summary.write_summary(result, configs.summary_path(output_dir))
+    return result

@@ -1,0 +1,92 @@
+"""create_pipeline: the TFX DAG from raw images to a TF Serving model directory."""
+
+from tfx import v1 as tfx
+from tfx.components import (
+    Evaluator,
+    ExampleValidator,
+    Pusher,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+)
+
+from components.evaluator.eval_config import create_eval_config
+from components.example_gen.component import create_example_gen
+from components.validation.anomaly_gate import AnomalyGate
+from pipeline import configs
+
+
+def create_pipeline(
+    *,
+    pipeline_name: str,
+    pipeline_root: str,
+    data_dir: str,
+    data_format: str,
+    serving_dir: str,
+    hparams: dict,
+    precision_at_1_lower_bound: float = configs.DEFAULT_PRECISION_AT_1_LOWER_BOUND,
+    eval_fraction: float = configs.DEFAULT_EVAL_FRACTION,
+    beam_pipeline_args: list[str] | None = None,
+    metadata_connection_config=None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    example_gen = create_example_gen(data_dir, data_format, eval_fraction)
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
+    )
+    example_validator = ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+
+    image_config = {"image_size": hparams["image_size"], "channels": hparams["channels"]}
+    transform = Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=configs.PREPROCESSING_FN,
+        custom_config=image_config,
+    )
+    transform.add_upstream_node(anomaly_gate)
+
+    trainer = Trainer(
+        run_fn=configs.RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config=hparams,
+    )
+    evaluator = Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        eval_config=create_eval_config(precision_at_1_lower_bound),
+        example_splits=["eval"],
+    )
+    pusher = Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            anomaly_gate,
+            transform,
+            trainer,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [],
+    )
