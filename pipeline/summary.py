@@ -7,6 +7,7 @@ import tensorflow as tf
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 from tfx.types import artifact_utils
 
@@ -28,30 +29,43 @@ def latest_run(store, pipeline_name: str):
     return max(runs, key=lambda c: c.create_time_since_epoch) if runs else None
 
 
+def _component_of(store, execution) -> str | None:
+    for context in store.get_contexts_by_execution(execution.id):
+        if store.get_context_types_by_id([context.type_id])[0].name == "node":
+            return context.name.split(".", 1)[-1]
+    return None
+
+
 def component_states(store, run_context) -> dict[str, str]:
     """Component id -> final execution state (COMPLETE, CACHED, FAILED, ...) in one run."""
     states = {}
-    for execution in store.get_executions_by_context(run_context.id):
-        nodes = [
-            c
-            for c in store.get_contexts_by_execution(execution.id)
-            if store.get_context_types_by_id([c.type_id])[0].name == "node"
-        ]
-        for node in nodes:
-            component = node.name.split(".", 1)[-1]
-            states[component] = execution.Execution.State.Name(execution.last_known_state)
+    executions = sorted(store.get_executions_by_context(run_context.id), key=lambda e: e.id)
+    for execution in executions:
+        component = _component_of(store, execution)
+        if component:
+            state = metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+            states[component] = state
     return states
 
 
-def run_artifacts(store, run_context) -> dict[str, list]:
-    """Artifacts of one run (produced or reused from cache), keyed by artifact type name."""
+def component_outputs(store, run_context) -> dict[str, dict[str, list]]:
+    """Component id -> artifact type name -> artifacts it output (or reused from cache)."""
     type_names = {t.id: t.name for t in store.get_artifact_types()}
-    by_type: dict[str, list] = {}
-    for artifact in store.get_artifacts_by_context(run_context.id):
+    executions = {
+        e.id: _component_of(store, e) for e in store.get_executions_by_context(run_context.id)
+    }
+    events = [
+        e
+        for e in store.get_events_by_execution_ids(list(executions))
+        if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+    ]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    outputs: dict[str, dict[str, list]] = {}
+    for event in events:
+        artifact = artifacts[event.artifact_id]
+        by_type = outputs.setdefault(executions[event.execution_id], {})
         by_type.setdefault(type_names[artifact.type_id], []).append(artifact)
-    for artifacts in by_type.values():
-        artifacts.sort(key=lambda a: a.id)
-    return by_type
+    return outputs
 
 
 def _custom(artifact, name, default=None):
@@ -97,7 +111,10 @@ def build_summary(metadata_path: str, pipeline_name: str, dataset_name: str) -> 
     run = latest_run(store, pipeline_name)
     if run is None:
         raise RuntimeError(f"{metadata_path}: no pipeline run recorded")
-    artifacts = run_artifacts(store, run)
+    outputs = component_outputs(store, run)
+    artifacts = {}
+    for component in ("StatisticsGen", "Evaluator", "Pusher"):
+        artifacts.update(outputs.get(component, {}))
     summary = {
         "run_id": run.name,
         "components": component_states(store, run),

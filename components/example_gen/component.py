@@ -15,4 +15,4 @@ def create_example_gen(
         input_config=sources.input_config(data_format),
         output_config=sources.output_config(data_format, eval_fraction),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
-    )
+    ).with_id("ExampleGen")

@@ -71,7 +71,9 @@ def test_truncated_idx_file_is_named(tmp_path):
 
 
 def test_truncated_gzipped_idx_file_is_named(tmp_path):
-    write_mnist(str(tmp_path), np.ones((50, 28, 28), np.uint8), np.ones(50, np.uint8), compress=True)
+    write_mnist(
+        str(tmp_path), np.ones((50, 28, 28), np.uint8), np.ones(50, np.uint8), compress=True
+    )
     path = tmp_path / "train-images-idx3-ubyte.gz"
     raw = gzip.decompress(path.read_bytes())
     path.write_bytes(gzip.compress(raw[: len(raw) // 2]))

@@ -20,7 +20,9 @@ def _flat_strings(feature) -> tf.Tensor:
         feature = tf.sparse.to_dense(feature, default_value="")
     elif isinstance(feature, tf.RaggedTensor):
         feature = feature.to_tensor(default_value="")
-    return tf.reshape(feature[:, :1], [-1])
+    if feature.shape.rank == 2:
+        feature = feature[:, 0]
+    return tf.reshape(feature, [-1])
 
 
 def decode_images(encoded: tf.Tensor, size: int, channels: int) -> tf.Tensor:

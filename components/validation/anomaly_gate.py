@@ -38,16 +38,18 @@ def describe(anomalies: dict[str, anomalies_pb2.Anomalies]) -> list[str]:
     return lines
 
 
-@tfx.dsl.components.component
-def AnomalyGate(
-    anomalies: tfx.dsl.components.InputArtifact[  # noqa: N802 (TFX component)
-        tfx.types.standard_artifacts.ExampleAnomalies
-    ],
-):
-    """Raises DataAnomaliesError if any split has an anomaly."""
-    splits = artifact_utils.decode_split_names(anomalies.split_names)
-    problems = describe(read_anomalies(anomalies.uri, splits))
+def check_anomalies(anomalies_uri: str, splits: list[str]) -> None:
+    """Raises DataAnomaliesError listing every anomaly ExampleValidator wrote for `splits`."""
+    problems = describe(read_anomalies(anomalies_uri, splits))
     if problems:
         raise DataAnomaliesError(
             "ExampleValidator found data anomalies:\n  " + "\n  ".join(problems)
         )
+
+
+@tfx.dsl.components.component
+def AnomalyGate(  # noqa: N802 (TFX component)
+    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+):
+    """Stops the pipeline before Transform when the data has anomalies."""
+    check_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
