@@ -5,7 +5,7 @@ import dataclasses
 import logging
 import sys
 
-from components.trainer.hparams import HParams
+from components.trainer.hparams import LR_SCHEDULES, MIXED_PRECISION, MODELS, STRATEGIES, HParams
 from pipeline import configs
 
 DEFAULTS = HParams()
@@ -28,9 +28,19 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--model",
-        choices=("cnn", "mlp"),
+        choices=MODELS,
         default=DEFAULTS.model,
-        help="embedding network (default %(default)s)",
+        help="embedding network: cnn (conv blocks with batch norm, for small images), "
+        "resnet (a small residual net for larger RGB images, e.g. 64x64 or 96x96 faces) or "
+        "mlp (the original notebook's Dense(64, relu) -> Dense(D, sigmoid)) "
+        "(default %(default)s)",
+    )
+    group.add_argument(
+        "--width",
+        type=int,
+        default=DEFAULTS.width,
+        help="filters of the first cnn block / resnet stage, doubled per stage "
+        "(default %(default)s)",
     )
     group.add_argument(
         "--embedding-dim",
@@ -40,9 +50,11 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--triplet-strategy",
-        choices=("semi_hard", "batch_hard", "batch_all"),
+        choices=STRATEGIES,
         default=DEFAULTS.triplet_strategy,
-        help="online triplet mining (default %(default)s)",
+        help="online mining in P x K batches: semi_hard (FaceNet), batch_hard (Hermans et al.), "
+        "batch_all; or random: the notebook's random triplets through a three-branch siamese "
+        "network with its mean-squared-difference loss (default %(default)s)",
     )
     group.add_argument(
         "--margin",
@@ -52,25 +64,34 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--squared-distance",
-        action="store_true",
-        help="mine and penalise squared Euclidean distances",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.squared_distance,
+        help="mine and penalise squared Euclidean distances (default %(default)s)",
     )
     group.add_argument(
         "--soft-margin",
-        action="store_true",
-        help="softplus instead of a hinge with margin (semi_hard, batch_hard)",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.soft_margin,
+        help="softplus instead of a hinge with margin (not batch_all; default %(default)s)",
     )
     group.add_argument(
         "--identities-per-batch",
         type=int,
         default=DEFAULTS.identities_per_batch,
-        help="P identities in each class-balanced batch (default %(default)s)",
+        help="P different identities in each class-balanced batch; at most the number of "
+        "identities (default %(default)s)",
     )
     group.add_argument(
         "--images-per-identity",
         type=int,
         default=DEFAULTS.images_per_identity,
         help="K images of each identity in a batch (default %(default)s)",
+    )
+    group.add_argument(
+        "--triplets-per-batch",
+        type=int,
+        default=DEFAULTS.triplets_per_batch,
+        help="random strategy: triplets (3 images each) per batch (default %(default)s)",
     )
     group.add_argument(
         "--epochs", type=int, default=DEFAULTS.epochs, help="training epochs (default %(default)s)"
@@ -85,7 +106,59 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--learning-rate",
         type=float,
         default=DEFAULTS.learning_rate,
-        help="Adam learning rate (default %(default)s)",
+        help="Adam learning rate; the peak of the cosine schedule (default %(default)s)",
+    )
+    group.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default=DEFAULTS.lr_schedule,
+        help="cosine: linear warm-up, then cosine decay to 0 at the last step; "
+        "constant (default %(default)s)",
+    )
+    group.add_argument(
+        "--warmup-epochs",
+        type=float,
+        default=DEFAULTS.warmup_epochs,
+        help="length of the linear warm-up, in epochs (default %(default)s)",
+    )
+    group.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.augment,
+        help="random shifts of the training images (default %(default)s)",
+    )
+    group.add_argument(
+        "--augment-shift",
+        type=float,
+        default=DEFAULTS.augment_shift,
+        help="with --augment: largest shift, a fraction of the image size (default %(default)s)",
+    )
+    group.add_argument(
+        "--augment-flip",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.augment_flip,
+        help="with --augment: also random left-right flips; for faces, not for digits or "
+        "clothes (default %(default)s)",
+    )
+    group.add_argument(
+        "--early-stopping-patience",
+        type=int,
+        default=DEFAULTS.early_stopping_patience,
+        help="stop after this many epochs without a lower eval-split loss and keep the best "
+        "epoch's weights; 0 = off (default %(default)s)",
+    )
+    group.add_argument(
+        "--backup-dir",
+        default=DEFAULTS.backup_dir,
+        help="where training backs itself up each epoch, so that a re-run of a killed Trainer "
+        "resumes; default: under the pipeline root, keyed by a hash of the inputs and settings",
+    )
+    group.add_argument(
+        "--mixed-precision",
+        choices=MIXED_PRECISION,
+        default=DEFAULTS.mixed_precision,
+        help="auto: float16 on a GPU, bfloat16 on a CPU with bfloat16 units, else off "
+        "(default %(default)s)",
     )
     group.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed")
 
@@ -123,15 +196,78 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of images in eval for folder and TFRecord data "
         "(default %(default)s; IDX data keeps its train/t10k files)",
     )
-    run.add_argument(
-        "--min-precision-at-1",
-        type=float,
-        default=configs.DEFAULT_PRECISION_AT_1_LOWER_BOUND,
-        help="Evaluator blesses (and Pusher pushes) only above this eval "
-        "Precision@1 (default %(default)s)",
-    )
+    add_blessing_options(run)
     add_training_options(run)
+    report = commands.add_parser(
+        "report",
+        help="write an HTML report of the latest run",
+        description="Write one self-contained HTML page (figures embedded) for the latest run in "
+        "--output-dir: dataset, hyperparameters, metrics against the baseline, the blessing "
+        "decision and its reasons, evaluation and training figures. Prints its path.",
+    )
+    report.add_argument(
+        "--output-dir",
+        default=configs.DEFAULT_OUTPUT_DIR,
+        help="the run's output dir (default %(default)s)",
+    )
+    from pipeline import kubeflow_runner  # Not at the top: it imports this module.
+
+    kubeflow_runner.add_compile_parser(commands)
     return parser
+
+
+def add_blessing_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("blessing (Evaluator) and report")
+    group.add_argument(
+        "--gating-metric",
+        default=configs.DEFAULT_GATING_METRIC,
+        choices=gating_metric_choices(),
+        help="eval metric that decides the blessing (default %(default)s)",
+    )
+    group.add_argument(
+        "--lower-bound",
+        type=float,
+        default=configs.DEFAULT_LOWER_BOUND,
+        help="bless (and push) only when the gating metric is at least this (default %(default)s)",
+    )
+    group.add_argument(
+        "--max-regression",
+        type=float,
+        default=configs.DEFAULT_MAX_REGRESSION,
+        help="refuse a model whose gating metric is more than this below the latest blessed "
+        "model's (default %(default)s; the first run is judged by --lower-bound only)",
+    )
+    group.add_argument(
+        "--report-examples",
+        type=int,
+        default=configs.DEFAULT_REPORT_EXAMPLES,
+        help="eval examples embedded for the figures and projector (default %(default)s)",
+    )
+
+
+def gating_metric_choices() -> list[str]:
+    """Higher-is-better metrics of components.evaluator.embedding_metrics (default k, FAR)."""
+    return [
+        "precision_at_1",
+        "recall_at_1",
+        "recall_at_5",
+        "recall_at_10",
+        "r_precision",
+        "map_at_r",
+        "roc_auc",
+        "val_at_far_1e-3",
+        "val_at_far_1e-2",
+    ]
+
+
+def blessing_from(args: argparse.Namespace) -> dict:
+    """create_pipeline keyword arguments for the blessing and the report."""
+    return {
+        "gating_metric": args.gating_metric,
+        "lower_bound": args.lower_bound,
+        "max_regression": args.max_regression,
+        "report_examples": args.report_examples,
+    }
 
 
 def hparams_from(args: argparse.Namespace) -> dict:
@@ -151,13 +287,26 @@ def main(argv: list[str] | None = None) -> int:
     own_args, beam_args = split_beam_args(argv)
     args = build_parser().parse_args(own_args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.command == "compile":
+        from pipeline import kubeflow_runner
+
+        return kubeflow_runner.compile_from_args(args, beam_args)
+    if args.command == "report":
+        from pipeline import report
+
+        try:
+            print(report.write_report(args.output_dir))
+        except FileNotFoundError as error:
+            print(f"siamese-tfx: {error}", file=sys.stderr)
+            return 1
+        return 0
     from pipeline import local_runner, summary  # Heavy imports after --help.
 
     options = local_runner.LocalRun(
         data=args.data,
         output_dir=args.output_dir,
         hparams=hparams_from(args),
-        precision_at_1_lower_bound=args.min_precision_at_1,
+        blessing=blessing_from(args),
         eval_fraction=args.eval_fraction,
         beam_args=[*configs.DEFAULT_BEAM_ARGS, *beam_args],
     )

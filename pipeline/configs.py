@@ -9,7 +9,10 @@ RUN_FN = "components.trainer.run.run_fn"
 DEFAULT_DATA = "digits"
 DEFAULT_OUTPUT_DIR = "runs/default"
 DEFAULT_EVAL_FRACTION = 0.2
-DEFAULT_PRECISION_AT_1_LOWER_BOUND = 0.5
+DEFAULT_GATING_METRIC = "precision_at_1"
+DEFAULT_LOWER_BOUND = 0.5  # Value threshold on the gating metric.
+DEFAULT_MAX_REGRESSION = 0.01  # Largest allowed drop of the gating metric vs the baseline.
+DEFAULT_REPORT_EXAMPLES = 5000
 
 DEFAULT_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 

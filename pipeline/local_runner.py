@@ -15,7 +15,7 @@ class LocalRun:
     data: str
     output_dir: str
     hparams: dict
-    precision_at_1_lower_bound: float = configs.DEFAULT_PRECISION_AT_1_LOWER_BOUND
+    blessing: dict = field(default_factory=dict)  # create_pipeline's blessing keywords.
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
     beam_args: list[str] = field(default_factory=lambda: list(configs.DEFAULT_BEAM_ARGS))
     pipeline_name: str = configs.PIPELINE_NAME
@@ -46,7 +46,7 @@ def run(options: LocalRun) -> dict:
         data_format=data_format,
         serving_dir=configs.serving_dir(output_dir),
         hparams=options.hparams,
-        precision_at_1_lower_bound=options.precision_at_1_lower_bound,
+        **options.blessing,
         eval_fraction=options.eval_fraction,
         beam_pipeline_args=options.beam_args,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
@@ -55,7 +55,10 @@ def run(options: LocalRun) -> dict:
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
     result = summary.build_summary(
-        configs.metadata_path(output_dir), options.pipeline_name, dataset_name(options.data)
+        configs.metadata_path(output_dir),
+        options.pipeline_name,
+        dataset_name(options.data),
+        blessing=options.blessing,
     )
     summary.write_summary(result, configs.summary_path(output_dir))
     return result

@@ -13,6 +13,7 @@ from tfx.components import (
 
 from components.evaluator.eval_config import create_eval_config
 from components.example_gen.component import create_example_gen
+from components.reporting.component import EmbeddingReport
 from components.validation.anomaly_gate import AnomalyGate
 from pipeline import configs
 
@@ -25,7 +26,11 @@ def create_pipeline(
     data_format: str,
     serving_dir: str,
     hparams: dict,
-    precision_at_1_lower_bound: float = configs.DEFAULT_PRECISION_AT_1_LOWER_BOUND,
+    gating_metric: str = configs.DEFAULT_GATING_METRIC,
+    lower_bound: float = configs.DEFAULT_LOWER_BOUND,
+    max_regression: float | None = configs.DEFAULT_MAX_REGRESSION,
+    use_baseline_resolver: bool = True,
+    report_examples: int = configs.DEFAULT_REPORT_EXAMPLES,
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION,
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
@@ -59,10 +64,30 @@ def create_pipeline(
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=hparams,
     )
+    report = EmbeddingReport(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        max_examples=report_examples,
+    )
+    baseline = []
+    if use_baseline_resolver:
+        # The latest blessed model is the baseline; the first run is judged by lower_bound only.
+        baseline = [
+            tfx.dsl.Resolver(
+                strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+                model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+                model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+            ).with_id("LatestBlessedModelResolver")
+        ]
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        eval_config=create_eval_config(precision_at_1_lower_bound),
+        baseline_model=baseline[0].outputs["model"] if baseline else None,
+        eval_config=create_eval_config(
+            lower_bound,
+            gating_metric=gating_metric,
+            max_regression=max_regression if use_baseline_resolver else None,
+        ),
         example_splits=["eval"],
     )
     pusher = Pusher(
@@ -83,6 +108,8 @@ def create_pipeline(
             anomaly_gate,
             transform,
             trainer,
+            report,
+            *baseline,
             evaluator,
             pusher,
         ],

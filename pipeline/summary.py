@@ -94,26 +94,66 @@ def dataset_summary(statistics_uri: str, split_names: list[str], name: str) -> d
     }
 
 
-def evaluation_metrics(evaluation_uri: str) -> dict[str, float]:
-    result = tfma.load_eval_result(evaluation_uri)
-    metrics = {}
-    for _, outputs in result.slicing_metrics[:1]:
-        for sub_keys in outputs.values():
-            for values in sub_keys.values():
-                for name, value in values.items():
-                    if "doubleValue" in value:
-                        metrics[name] = float(value["doubleValue"])
-    return metrics
+def evaluation_metrics(evaluation_uri: str) -> tuple[dict, dict]:
+    """(candidate metrics, baseline metrics) of the overall slice, name -> value."""
+    candidate, baseline = {}, {}
+    for metrics in tfma.load_metrics(evaluation_uri):
+        if metrics.slice_key.single_slice_keys:
+            continue
+        for item in metrics.metric_keys_and_values:
+            key, value = item.key, item.value
+            if key.is_diff or not value.HasField("double_value"):
+                continue
+            target = baseline if key.model_name == tfma.BASELINE_KEY else candidate
+            target[key.name] = value.double_value.value
+    return candidate, baseline
 
 
-def build_summary(metadata_path: str, pipeline_name: str, dataset_name: str) -> dict:
+def blessing_reasons(evaluation_uri: str, blessing: dict, metrics: dict, baseline: dict) -> list:
+    """Why the model was or was not blessed, in words."""
+    metric = blessing.get("gating_metric", "precision_at_1")
+    value = metrics.get(metric)
+    validation = tfma.load_validation_result(evaluation_uri)
+    reasons = []
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            name = failure.metric_key.name + (
+                " change vs baseline" if failure.metric_key.is_diff else ""
+            )
+            threshold = failure.metric_threshold
+            kind = "change threshold" if threshold.HasField("change_threshold") else "lower bound"
+            value_text = f"{failure.metric_value.double_value.value:.4f}"
+            detail = f": {failure.message}" if failure.message else ""
+            reasons.append(f"{name} = {value_text} fails the {kind}{detail}")
+    if value is not None and blessing.get("lower_bound") is not None:
+        ok = value >= blessing["lower_bound"]
+        reasons.append(
+            f"{metric} = {value:.4f} {'>=' if ok else '<'} lower bound {blessing['lower_bound']}"
+        )
+    if value is not None and metric in baseline:
+        change = value - baseline[metric]
+        allowed = blessing.get("max_regression")
+        verdict = "within" if allowed is None or change >= -allowed else "beyond"
+        reasons.append(
+            f"{metric}: candidate {value:.4f} vs latest blessed baseline "
+            f"{baseline[metric]:.4f} (change {change:+.4f}, {verdict} the allowed "
+            f"regression {allowed})"
+        )
+    elif value is not None:
+        reasons.append("no blessed baseline yet: judged by the lower bound only")
+    return reasons
+
+
+def build_summary(
+    metadata_path: str, pipeline_name: str, dataset_name: str, blessing: dict | None = None
+) -> dict:
     store = open_store(metadata_path)
     run = latest_run(store, pipeline_name)
     if run is None:
         raise RuntimeError(f"{metadata_path}: no pipeline run recorded")
     outputs = component_outputs(store, run)
     artifacts = {}
-    for component in ("StatisticsGen", "Evaluator", "Pusher"):
+    for component in ("StatisticsGen", "Trainer", "EmbeddingReport", "Evaluator", "Pusher"):
         artifacts.update(outputs.get(component, {}))
     summary = {
         "run_id": run.name,
@@ -121,7 +161,11 @@ def build_summary(metadata_path: str, pipeline_name: str, dataset_name: str) -> 
         "pushed_model_dir": None,
         "blessed": False,
         "metrics": {},
+        "baseline_metrics": {},
+        "blessing": blessing or {},
+        "blessing_reasons": [],
         "dataset": None,
+        "artifacts": {},
     }
     if "ExampleStatistics" in artifacts:
         stats = artifacts["ExampleStatistics"][-1]
@@ -130,7 +174,19 @@ def build_summary(metadata_path: str, pipeline_name: str, dataset_name: str) -> 
         )
         summary["dataset"] = dataset_summary(stats.uri, splits, dataset_name)
     if "ModelEvaluation" in artifacts:
-        summary["metrics"] = evaluation_metrics(artifacts["ModelEvaluation"][-1].uri)
+        uri = artifacts["ModelEvaluation"][-1].uri
+        summary["metrics"], summary["baseline_metrics"] = evaluation_metrics(uri)
+        summary["blessing_reasons"] = blessing_reasons(
+            uri, summary["blessing"], summary["metrics"], summary["baseline_metrics"]
+        )
+    for key, type_name in (
+        ("model_run", "ModelRun"),
+        ("model", "Model"),
+        ("embedding_report", "siamese_tfx.EmbeddingReport"),
+        ("evaluation", "ModelEvaluation"),
+    ):
+        if type_name in artifacts:
+            summary["artifacts"][key] = artifacts[type_name][-1].uri
     if "ModelBlessing" in artifacts:
         summary["blessed"] = bool(_custom(artifacts["ModelBlessing"][-1], "blessed", 0))
     if "PushedModel" in artifacts:
@@ -155,6 +211,7 @@ def format_summary(summary: dict) -> str:
         "Metrics: "
         + (", ".join(f"{k}={v:.4f}" for k, v in sorted(summary["metrics"].items())) or "none"),
         f"Blessed: {summary['blessed']}",
+        *(f"  - {reason}" for reason in summary.get("blessing_reasons", [])),
         f"Pushed model: {summary['pushed_model_dir'] or 'not pushed'}",
     ]
     return "\n".join(lines)

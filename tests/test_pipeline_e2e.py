@@ -39,7 +39,7 @@ ARGS = [
     "10",
     "--images-per-identity",
     "4",
-    "--min-precision-at-1",
+    "--lower-bound",
     "0.3",
     "--eval-fraction",
     "0.3",

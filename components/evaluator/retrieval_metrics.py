@@ -1,69 +1,90 @@
-"""Retrieval Precision@1 (leave-one-out 1-NN accuracy) as a custom TFMA metric.
+"""Custom TFMA metrics for the stock TFX Evaluator: embedding retrieval and verification.
 
-`precision_at_one` is the pure NumPy computation; `PrecisionAtOne` wraps it as a
-`tfma.metrics.Metric` for the stock TFX Evaluator. Verified with TFMA 0.47.1:
+The formulas live in `components.evaluator.embedding_metrics` (NumPy); this module only
+wraps them as `tfma.metrics.Metric`s. Both metrics below use one combiner per model/output
+that collects every (embedding, label) pair of a slice once and computes all requested
+values in `extract_output`. All embeddings of a slice are held in memory until then.
 
-    tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name='serving_default',
-                                    label_key='label', prediction_key='embedding',
-                                    preprocessing_function_names=[])],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
-            class_name='PrecisionAtOne',
-            module='components.evaluator.retrieval_metrics',
-            threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
-                lower_bound={'value': 0.5})))])])
+`EmbeddingMetrics` emits, per model (and output):
+    precision_at_1, recall_at_<k> for k in recall_at_k (default 1, 5, 10), r_precision,
+    map_at_r, roc_auc, eer, val_at_far_<f> and threshold_at_far_<f> for f in far_targets
+    (default 1e-3 -> "1e-3", 1e-2 -> "1e-2"), mean_positive_distance,
+    mean_negative_distance, distance_gap.
+Its `name` (default "precision_at_1") must be one of those keys: it names the key that a
+`MetricConfig.threshold` on this config gates (TFMA applies a MetricConfig's threshold to
+the key called like the metric instance). To put thresholds on several keys, add one
+MetricConfig per gated key with the same options and a different name, e.g.
+`config='{"name": "map_at_r"}'`; TFMA de-duplicates the identical computations (same
+combiner class, keys and preprocessors), so the embeddings are still collected once.
+Consequently all EmbeddingMetrics configs of one model must share recall_at_k, max_pairs,
+seed, far_targets, label_key and block_size (otherwise the first one silently wins).
+`MetricsSpec.thresholds={'map_at_r': ...}` does NOT work in TFMA 0.47.1 for this metric:
+those keys are built with example_weighted=None while post-export metrics emit
+example_weighted=False, so validation fails with "Metric not found".
 
-Bytes labels through `ModelSpec.label_key` work because this combiner reads the
-raw label array and never casts it to float. Passing `config='"label_key": "label"'`
-reads the label from the parsed features instead (for when the ModelSpec has no
-label_key). Semantics:
-  * Gallery = every other example in the slice (leave-one-out); distance is
-    Euclidean, equal to max-cosine for unit-norm embeddings.
-  * Queries whose label occurs only once have no possible correct match and are left
-    out of the denominator; they still serve as distractors. No valid query -> NaN.
-  * Equidistant neighbours (within 1e-9) score the fraction of them sharing the
-    query label, i.e. the expected value under random tie-breaking, so the result
-    does not depend on the order in which Beam delivers examples.
-  * Example weights are ignored (a weighted spec gets the unweighted value).
-  * All embeddings of a slice are held in memory until extract_output.
+`PrecisionAtOne` is the older single-value metric (key `precision_at_1`, or its `name`),
+kept for existing configs; do not configure it next to EmbeddingMetrics on the same model
+(both would emit `precision_at_1` and hold the embeddings twice).
+
+Example, verified with TFMA 0.47.1 (see components/evaluator/eval_config.py):
+
+    tfma.MetricConfig(
+        class_name='EmbeddingMetrics',
+        module='components.evaluator.retrieval_metrics',
+        config='{"name": "map_at_r", "max_pairs": 1000000}',
+        threshold=tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(
+            lower_bound={'value': 0.3})))
+
+Labels come from `ModelSpec.label_key` (bytes labels work: the raw label array is never
+cast to float) or, with `"label_key": "label"` in the config, from the parsed features.
+Example weights are ignored (a weighted spec gets the unweighted values).
 """
+
+import functools
+from collections.abc import Callable, Sequence
 
 import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
-PRECISION_AT_ONE_NAME = "precision_at_1"
-_TIE_TOLERANCE = 1e-9
+from components.evaluator import embedding_metrics as em
+from components.evaluator.embedding_metrics import precision_at_one
+
+__all__ = ["EmbeddingMetrics", "PrecisionAtOne", "precision_at_one"]
+
+PRECISION_AT_ONE_NAME = em.PRECISION_AT_1
+EMBEDDING_METRICS_DEFAULT_NAME = em.PRECISION_AT_1
 
 
-def precision_at_one(embeddings, labels, block_size: int = 1024) -> float:
-    """Leave-one-out 1-NN precision of `embeddings` [N, D] w.r.t. `labels` [N]."""
-    emb = np.asarray(embeddings, dtype=np.float64)
-    if emb.ndim != 2:
-        raise ValueError(f"embeddings must be 2-D, got shape {emb.shape}")
-    _, codes = np.unique(np.asarray(labels).reshape(-1), return_inverse=True)
-    if codes.shape[0] != emb.shape[0]:
-        raise ValueError(f"{codes.shape[0]} labels for {emb.shape[0]} embeddings")
-    codes = codes.reshape(-1)
-    valid = np.bincount(codes)[codes] >= 2
-    if not valid.any():
-        return float("nan")
-    sq_norms = np.einsum("ij,ij->i", emb, emb)
-    query_idx = np.flatnonzero(valid)
-    score = 0.0
-    for start in range(0, query_idx.size, block_size):
-        rows = query_idx[start : start + block_size]
-        # ||q - x||^2 minus the per-row constant ||q||^2, computed in place.
-        dist = emb[rows] @ emb.T
-        dist *= -2.0
-        dist += sq_norms[None, :]
-        dist[np.arange(rows.size), rows] = np.inf
-        nearest = dist <= dist.min(axis=1, keepdims=True) + _TIE_TOLERANCE
-        same = codes[None, :] == codes[rows][:, None]
-        score += np.sum((nearest & same).sum(axis=1) / nearest.sum(axis=1))
-    return float(score / query_idx.size)
+class EmbeddingMetrics(metric_types.Metric):
+    """TFMA metric emitting every embedding metric from a single combiner (see module doc)."""
+
+    def __init__(
+        self,
+        name: str = EMBEDDING_METRICS_DEFAULT_NAME,
+        recall_at_k: Sequence[int] = em.DEFAULT_RECALL_AT_K,
+        max_pairs: int = em.DEFAULT_MAX_PAIRS,
+        seed: int = em.DEFAULT_SEED,
+        far_targets: Sequence[float] = em.DEFAULT_FAR_TARGETS,
+        label_key: str | None = None,
+        block_size: int = em.DEFAULT_BLOCK_SIZE,
+    ):
+        names = em.metric_names(recall_at_k, far_targets)
+        if name not in names:
+            raise ValueError(f"EmbeddingMetrics name must be one of its keys {names}, got {name!r}")
+        if int(max_pairs) < 1 or int(block_size) < 1:
+            raise ValueError(f"max_pairs ({max_pairs}) and block_size ({block_size}) must be >= 1")
+        super().__init__(
+            _embedding_metrics_computations,
+            name=name,
+            recall_at_k=[int(k) for k in recall_at_k],
+            max_pairs=int(max_pairs),
+            seed=int(seed),
+            far_targets=[float(far) for far in far_targets],
+            label_key=label_key,
+            block_size=int(block_size),
+        )
 
 
 class PrecisionAtOne(metric_types.Metric):
@@ -73,42 +94,106 @@ class PrecisionAtOne(metric_types.Metric):
         self,
         name: str = PRECISION_AT_ONE_NAME,
         label_key: str | None = None,
-        block_size: int = 1024,
+        block_size: int = em.DEFAULT_BLOCK_SIZE,
     ):
         super().__init__(
             _precision_at_one_computations, name=name, label_key=label_key, block_size=block_size
         )
 
 
+metric_types.register_metric(EmbeddingMetrics)
 metric_types.register_metric(PrecisionAtOne)
 
 
-def _precision_at_one_computations(
-    name: str = PRECISION_AT_ONE_NAME,
+def _embedding_metrics_computations(
+    name: str = EMBEDDING_METRICS_DEFAULT_NAME,
+    recall_at_k: Sequence[int] = em.DEFAULT_RECALL_AT_K,
+    max_pairs: int = em.DEFAULT_MAX_PAIRS,
+    seed: int = em.DEFAULT_SEED,
+    far_targets: Sequence[float] = em.DEFAULT_FAR_TARGETS,
     label_key: str | None = None,
-    block_size: int = 1024,
+    block_size: int = em.DEFAULT_BLOCK_SIZE,
     eval_config: config_pb2.EvalConfig | None = None,
     model_names: list[str] | None = None,
     output_names: list[str] | None = None,
     example_weighted: bool = False,
 ) -> metric_types.MetricComputations:
+    del name  # Only selects the gated key; every key comes from the shared computation.
+    compute = functools.partial(
+        em.embedding_metrics,
+        recall_at_k=tuple(recall_at_k),
+        max_pairs=max_pairs,
+        seed=seed,
+        far_targets=tuple(far_targets),
+        block_size=block_size,
+    )
+    names = em.metric_names(recall_at_k, far_targets)
+    return _computations(
+        dict(zip(names, names, strict=True)),
+        compute,
+        label_key,
+        eval_config,
+        model_names,
+        output_names,
+        example_weighted,
+    )
+
+
+def _precision_at_one_computations(
+    name: str = PRECISION_AT_ONE_NAME,
+    label_key: str | None = None,
+    block_size: int = em.DEFAULT_BLOCK_SIZE,
+    eval_config: config_pb2.EvalConfig | None = None,
+    model_names: list[str] | None = None,
+    output_names: list[str] | None = None,
+    example_weighted: bool = False,
+) -> metric_types.MetricComputations:
+    compute = functools.partial(_precision_at_one_dict, block_size=block_size)
+    return _computations(
+        {em.PRECISION_AT_1: name},
+        compute,
+        label_key,
+        eval_config,
+        model_names,
+        output_names,
+        example_weighted,
+    )
+
+
+def _precision_at_one_dict(embeddings, labels, block_size: int) -> dict[str, float]:
+    return {em.PRECISION_AT_1: precision_at_one(embeddings, labels, block_size)}
+
+
+def _computations(
+    key_names: dict[str, str],
+    compute: Callable[..., dict[str, float]],
+    label_key: str | None,
+    eval_config: config_pb2.EvalConfig | None,
+    model_names: list[str] | None,
+    output_names: list[str] | None,
+    example_weighted: bool,
+) -> metric_types.MetricComputations:
+    """One computation per model and output; `key_names` maps formula name -> key name."""
     preprocessors = None
     if label_key:
         preprocessors = [metric_types.FeaturePreprocessor(feature_keys=[label_key])]
     computations = []
     for model_name in model_names or [""]:
         for output_name in output_names or [""]:
-            key = metric_types.MetricKey(
-                name=name,
-                model_name=model_name,
-                output_name=output_name,
-                example_weighted=example_weighted,
-            )
+            keys = {
+                formula: metric_types.MetricKey(
+                    name=key_name,
+                    model_name=model_name,
+                    output_name=output_name,
+                    example_weighted=example_weighted,
+                )
+                for formula, key_name in key_names.items()
+            }
             computations.append(
                 metric_types.MetricComputation(
-                    keys=[key],
+                    keys=list(keys.values()),
                     preprocessors=preprocessors,
-                    combiner=_PrecisionAtOneCombiner(key, eval_config, label_key, block_size),
+                    combiner=_EmbeddingCombiner(keys, compute, eval_config, label_key),
                 )
             )
     return computations
@@ -130,20 +215,22 @@ def _label_to_str(label) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-class _PrecisionAtOneCombiner(beam.CombineFn):
+class _EmbeddingCombiner(beam.CombineFn):
     """Collects every (embedding, label) pair of a slice, then scores them at once."""
 
     def __init__(
         self,
-        key: metric_types.MetricKey,
+        keys: dict[str, metric_types.MetricKey],
+        compute: Callable[..., dict[str, float]],
         eval_config: config_pb2.EvalConfig | None,
         label_key: str | None,
-        block_size: int,
     ):
-        self._key = key
+        self._keys = keys
+        self._compute = compute
         self._eval_config = eval_config
         self._label_key = label_key
-        self._block_size = block_size
+        first = next(iter(keys.values()))
+        self._model_name, self._output_name = first.model_name, first.output_name
 
     def create_accumulator(self) -> _Accumulator:
         return _Accumulator()
@@ -157,8 +244,8 @@ class _PrecisionAtOneCombiner(beam.CombineFn):
             metric_util.to_label_prediction_example_weight(
                 element,
                 eval_config=self._eval_config,
-                model_name=self._key.model_name,
-                output_name=self._key.output_name,
+                model_name=self._model_name,
+                output_name=self._output_name,
                 flatten=False,
                 squeeze=False,
                 allow_none=True,
@@ -168,8 +255,8 @@ class _PrecisionAtOneCombiner(beam.CombineFn):
             label = element.get_features()[self._label_key]
         if label is None or np.size(label) == 0 or np.size(embedding) == 0:
             raise ValueError(
-                f"{self._key.name} needs a label and an embedding per example: "
-                f"label={label!r}, embedding={embedding!r}"
+                f"{sorted(k.name for k in self._keys.values())} need a label and an embedding "
+                f"per example: label={label!r}, embedding={embedding!r}"
             )
         accumulator.embeddings.append(np.asarray(embedding, dtype=np.float32).reshape(1, -1))
         accumulator.labels.append(_label_to_str(label))
@@ -186,7 +273,7 @@ class _PrecisionAtOneCombiner(beam.CombineFn):
 
     def extract_output(self, accumulator: _Accumulator) -> dict[metric_types.MetricKey, float]:
         if not accumulator.embeddings:
-            return {self._key: float("nan")}
+            return {key: float("nan") for key in self._keys.values()}
         embeddings = np.concatenate(accumulator.embeddings, axis=0)
-        labels = np.asarray(accumulator.labels)
-        return {self._key: precision_at_one(embeddings, labels, self._block_size)}
+        values = self._compute(embeddings, np.asarray(accumulator.labels))
+        return {key: values[formula] for formula, key in self._keys.items()}

@@ -1,13 +1,18 @@
-"""Tests for retrieval_metrics: NumPy oracle checks and an end-to-end TFMA run."""
+"""Tests for retrieval_metrics: the P@1 oracle and the TFMA wrappers without a Beam run.
+
+Real TFMA / TFX Evaluator runs are in evaluator_e2e_test.py.
+"""
 
 import math
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator
+from tensorflow_model_analysis.metrics import metric_specs, metric_types
 
-from components.evaluator.retrieval_metrics import precision_at_one
+from components.evaluator import embedding_metrics as em
+from components.evaluator.retrieval_metrics import EmbeddingMetrics, precision_at_one
 
 MODULE = "components.evaluator.retrieval_metrics"
 
@@ -69,116 +74,73 @@ def test_label_types_and_errors():
         precision_at_one([0.0, 1.0], ["a", "a"])
 
 
-# --- End-to-end through real TFMA -------------------------------------------------------------
+# --- TFMA wrappers --------------------------------------------------------------------------
 
 
-class _PixelEmbedder(tf.Module):
-    """serving_default: serialized tf.Example -> L2-normalised centred pixels of a 4x4 PNG."""
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve(self, examples):
-        parsed = tf.io.parse_example(examples, {"image": tf.io.FixedLenFeature([], tf.string)})
-        images = tf.map_fn(
-            lambda png: tf.cast(tf.io.decode_png(png, channels=1), tf.float32),
-            parsed["image"],
-            fn_output_signature=tf.TensorSpec([None, None, 1], tf.float32),
-        )
-        pixels = tf.reshape(images, [-1, 16]) - 127.5
-        return {"embedding": tf.math.l2_normalize(pixels, axis=1), "norm": tf.norm(pixels, axis=1)}
+def _metric_config(config: str, class_name: str = "EmbeddingMetrics") -> tfma.MetricConfig:
+    return tfma.MetricConfig(class_name=class_name, module=MODULE, config=config)
 
 
-@pytest.fixture(scope="module")
-def tfma_setup(tmp_path_factory):
-    """40 examples: 8 identities whose images are noisy copies of a prototype + 4 singletons."""
-    root = tmp_path_factory.mktemp("tfma")
+def test_metric_from_config_json():
+    metric = metric_specs.metric_instance(
+        _metric_config('{"name": "map_at_r", "recall_at_k": [2], "far_targets": [0.05]}')
+    )
+    assert isinstance(metric, EmbeddingMetrics) and metric.name == "map_at_r"
+    keys = [key.name for computation in metric.computations() for key in computation.keys]
+    assert keys == em.metric_names(recall_at_k=[2], far_targets=[0.05])
+    assert "val_at_far_5e-2" in keys
+    assert metric_specs.metric_instance(_metric_config("")).name == "precision_at_1"
+    with pytest.raises(ValueError, match="must be one of its keys"):
+        EmbeddingMetrics(name="recall_at_7")  # Not emitted with the default recall_at_k.
+    with pytest.raises(ValueError):
+        EmbeddingMetrics(max_pairs=0)
+
+
+def test_one_combiner_per_model_for_several_gated_keys():
+    """Several EmbeddingMetrics configs (one per gated key) share one computation per model."""
+    spec = tfma.MetricsSpec(
+        metrics=[
+            _metric_config(f'{{"name": "{name}"}}') for name in ("precision_at_1", "map_at_r")
+        ],
+        model_names=["candidate", "baseline"],
+    )
+    config = tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(name="candidate"), tfma.ModelSpec(name="baseline")],
+        metrics_specs=[spec],
+    )
+    computations = metrics_plots_and_validations_evaluator._filter_and_separate_computations(
+        metric_specs.to_computations([spec], eval_config=config)
+    ).non_derived_computations
+    embedding = [c for c in computations if any(k.name == "map_at_r" for k in c.keys)]
+    assert sorted(c.keys[0].model_name for c in embedding) == ["baseline", "candidate"]
+    for computation in embedding:
+        assert [key.name for key in computation.keys] == em.metric_names()
+
+
+def test_combiner_collects_once_and_emits_every_key():
     rng = np.random.default_rng(0)
-    prototypes = rng.integers(0, 256, size=(8, 16))
-    serialized, labels = [], []
-    for i in range(40):
-        if i % 9 == 8:
-            label, pixels = f"person{i}", rng.integers(0, 256, size=16)
-        else:
-            label, pixels = str(i % 9), prototypes[i % 9] + rng.normal(0, 60, size=16)
-        png = tf.io.encode_png(np.clip(pixels, 0, 255).astype(np.uint8).reshape(4, 4, 1))
-        feature = {
-            "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png.numpy()])),
-            "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
-        }
-        example = tf.train.Example(features=tf.train.Features(feature=feature))
-        serialized.append(example.SerializeToString())
-        labels.append(label)
-    data_path = str(root / "eval.tfrecord")
-    with tf.io.TFRecordWriter(data_path) as writer:
-        for record in serialized:
-            writer.write(record)
-
-    model_dir = str(root / "model")
-    module = _PixelEmbedder()
-    tf.saved_model.save(module, model_dir, signatures={"serving_default": module.serve})
-    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
-    embeddings = serve(examples=tf.constant(serialized))["embedding"].numpy()
-    expected = precision_at_one(embeddings, labels)
-    assert 0.5 < expected < 1.0  # Noise makes some neighbours wrong: a non-trivial value.
-    return root, data_path, model_dir, expected
-
-
-def _eval_config(lower_bound, label_in_model_spec):
-    threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound})
-    )
-    return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name="serving_default",
-                label_key="label" if label_in_model_spec else "",
-                prediction_key="embedding",
-                preprocessing_function_names=[],
+    labels = rng.integers(0, 5, size=30)
+    embeddings = (rng.normal(size=(30, 4)) + 2 * rng.normal(size=(5, 4))[labels]).astype(np.float32)
+    (computation,) = EmbeddingMetrics(max_pairs=100).computations(example_weighted=False)
+    combiner = computation.combiner
+    accumulators = []
+    for part in np.array_split(np.arange(30), 3):  # Beam may split and merge at will.
+        accumulator = combiner.create_accumulator()
+        for i in part:
+            inputs = metric_types.StandardMetricInputs(
+                labels=np.array([f"id{labels[i]}".encode()]), predictions=embeddings[i]
             )
-        ],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(
-                        class_name="PrecisionAtOne",
-                        module=MODULE,
-                        config="" if label_in_model_spec else '{"label_key": "label"}',
-                        threshold=threshold,
-                    )
-                ]
-            )
-        ],
-    )
+            accumulator = combiner.add_input(accumulator, inputs)
+        accumulators.append(accumulator)
+    output = combiner.extract_output(combiner.merge_accumulators(accumulators[::-1]))
+    expected = em.embedding_metrics(embeddings, [f"id{v}" for v in labels], max_pairs=100)
+    assert {key.name: value for key, value in output.items()} == pytest.approx(expected)
+    assert all(key.example_weighted is False and key.model_name == "" for key in output)
+    empty = combiner.extract_output(combiner.create_accumulator())
+    assert len(empty) == len(expected) and all(math.isnan(v) for v in empty.values())
 
 
-@pytest.mark.parametrize(
-    "margin, label_in_model_spec, want_ok",
-    [(-0.05, True, True), (0.05, True, False), (-0.05, False, True)],
-    ids=["passes", "fails", "label_from_features"],
-)
-def test_tfma_end_to_end(tfma_setup, margin, label_in_model_spec, want_ok):
-    root, data_path, model_dir, expected = tfma_setup
-    config = _eval_config(expected + margin, label_in_model_spec)
-    output_path = str(root / f"out_{margin}_{label_in_model_spec}")
-    tfma.run_model_analysis(
-        eval_shared_model=tfma.default_eval_shared_model(
-            eval_saved_model_path=model_dir, eval_config=config
-        ),
-        eval_config=config,
-        data_location=data_path,
-        output_path=output_path,
-    )
-
-    result = tfma.load_eval_result(output_path)
-    ((slice_key, metrics),) = result.slicing_metrics
-    assert slice_key == ()
-    assert metrics[""][""]["precision_at_1"]["doubleValue"] == pytest.approx(expected, abs=1e-9)
-
-    validation = tfma.load_validation_result(output_path)
-    assert validation.validation_ok is want_ok
-    failed = [
-        failure.metric_key.name
-        for per_slice in validation.metric_validations_per_slice
-        for failure in per_slice.failures
-    ]
-    assert failed == ([] if want_ok else ["precision_at_1"])
+def test_precision_at_one_wrapper_keeps_its_key():
+    metric = metric_specs.metric_instance(_metric_config("", class_name="PrecisionAtOne"))
+    (computation,) = metric.computations(model_names=["m"])
+    assert computation.keys == [metric_types.MetricKey(name="precision_at_1", model_name="m")]

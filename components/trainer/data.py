@@ -49,17 +49,65 @@ def identity_counts(tf_transform_output: tft.TFTransformOutput) -> dict[str, int
     return counts
 
 
-def trainable_identities(tf_transform_output: tft.TFTransformOutput) -> np.ndarray:
-    """A boolean per label id: True for identities with at least two train images."""
-    counts = identity_counts(tf_transform_output)
-    vocabulary = tf_transform_output.vocabulary_by_name(preprocessing.LABEL_VOCABULARY)
-    keep = np.array([counts.get(v.decode(), 0) >= 2 for v in vocabulary], dtype=bool)
+def trainable_mask(counts: dict[str, int], vocabulary: list[str]) -> np.ndarray:
+    """A boolean per label id: True for identities with at least two train images.
+
+    Identities with fewer (they can be no anchor: no positive) are left out, with a logged count.
+    """
+    keep = np.array([counts.get(identity, 0) >= 2 for identity in vocabulary], dtype=bool)
     left_out = int((~keep).sum())
     if left_out:
         logging.warning("Leaving out %d identities with fewer than 2 train images", left_out)
     if keep.sum() < 2:
         raise ValueError("training needs at least 2 identities with 2 or more images each")
     return keep
+
+
+def trainable_identities(tf_transform_output: tft.TFTransformOutput) -> np.ndarray:
+    """trainable_mask over Transform's label vocabulary (label id order)."""
+    vocabulary = tf_transform_output.vocabulary_by_name(preprocessing.LABEL_VOCABULARY)
+    return trainable_mask(identity_counts(tf_transform_output), [v.decode() for v in vocabulary])
+
+
+def shuffle_buffer_size(image_shape, budget_bytes: int = 256 << 20, most: int = 10_000) -> int:
+    """Images a shuffle buffer holds: up to `most`, within about `budget_bytes` of float32."""
+    image_bytes = 4 * int(np.prod(image_shape))
+    return int(max(256, min(most, budget_bytes // max(image_bytes, 1))))
+
+
+def _known_identities(dataset: tf.data.Dataset, trainable: np.ndarray | None) -> tf.data.Dataset:
+    """Examples with a label id (not -1), and of a trainable identity when a mask is given."""
+    if trainable is None:
+        return dataset.filter(lambda image, label: label >= 0)
+    keep = tf.constant(trainable)
+    return dataset.filter(
+        lambda image, label: tf.logical_and(label >= 0, tf.gather(keep, tf.maximum(label, 0)))
+    )
+
+
+def _distinct_identities(groups: tf.data.Dataset, p: int) -> tf.data.Dataset:
+    """Keeps groups so that each run of p kept groups has p different identities.
+
+    A group whose identity is already in the batch being assembled is skipped (the stream is
+    endless, so its images come round again); the state is only the p labels of that batch.
+    """
+    empty = tf.fill([p], tf.constant(-1, tf.int64))
+
+    def step(state, group):
+        labels_in_batch, count = state
+        label = tf.cast(group[1][0], tf.int64)
+        fresh = tf.logical_not(tf.reduce_any(tf.equal(labels_in_batch, label)))
+        added = tf.tensor_scatter_nd_update(labels_in_batch, [[count]], [label])
+        count = tf.where(fresh, count + 1, count)
+        full = tf.equal(count, p)
+        labels_in_batch = tf.where(full, empty, tf.where(fresh, added, labels_in_batch))
+        return (labels_in_batch, tf.where(full, 0, count)), (group, fresh)
+
+    return (
+        groups.scan((empty, tf.constant(0)), step)
+        .filter(lambda group, fresh: fresh)
+        .map(lambda group, fresh: group)
+    )
 
 
 def class_balanced_batches(
@@ -70,17 +118,20 @@ def class_balanced_batches(
     seed: int,
     shuffle_buffer: int = 10_000,
 ) -> tf.data.Dataset:
-    """Endless batches of P identities x K images each, grouped on the fly from a stream.
+    """Endless batches of P different identities x K images each, grouped on the fly.
 
     Memory holds the shuffle buffer plus at most K - 1 waiting images per identity, so this
-    works for 10 classes and for 10,000 identities alike.
+    works for 10 classes and for 10,000 identities alike. An identity with fewer than K train
+    images fills its group from the next pass over the (repeated) stream, so it repeats images.
+    P must not exceed the number of trainable identities.
     """
-    keep = tf.constant(trainable)
     p, k = identities_per_batch, images_per_identity
-    return (
-        dataset.filter(
-            lambda image, label: tf.logical_and(label >= 0, tf.gather(keep, tf.maximum(label, 0)))
+    if p > int(np.sum(trainable)):
+        raise ValueError(
+            f"{p} identities per batch, but only {int(np.sum(trainable))} trainable identities"
         )
+    groups = (
+        _known_identities(dataset, trainable)
         .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         .repeat()
         .group_by_window(
@@ -89,6 +140,9 @@ def class_balanced_batches(
             window_size=k,
         )
         .shuffle(4 * p, seed=seed)
+    )
+    return (
+        _distinct_identities(groups, p)
         .batch(p, drop_remainder=True)
         .map(
             lambda images, labels: (
@@ -101,6 +155,58 @@ def class_balanced_batches(
     )
 
 
-def evaluation_batches(dataset: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
-    """Eval images with a known identity, in fixed order."""
-    return dataset.filter(lambda image, label: label >= 0).batch(batch_size).prefetch(AUTOTUNE)
+def random_triplet_batches(
+    dataset: tf.data.Dataset,
+    trainable: np.ndarray | None,
+    triplets_per_batch: int,
+    seed: int,
+    shuffle_buffer: int = 10_000,
+    repeat: bool = True,
+) -> tf.data.Dataset:
+    """Batches of random triplets {"anchor", "positive", "negative"}: the notebook's sampling.
+
+    Anchor and positive are two images of one identity, paired as the shuffled stream brings
+    them (at most one image per identity waits); the negative comes from a second, differently
+    shuffled stream, and a triplet whose negative has the anchor's identity is dropped. With
+    `repeat` the batches are endless and drawn afresh each pass; without it (evaluation) one
+    deterministic pass, the last batch possibly smaller.
+    """
+    known = _known_identities(dataset, trainable)
+
+    def stream(stream_seed):
+        shuffled = known.shuffle(shuffle_buffer, seed=stream_seed, reshuffle_each_iteration=repeat)
+        return shuffled.repeat() if repeat else shuffled
+
+    pairs = stream(seed).group_by_window(
+        key_func=lambda image, label: tf.cast(label, tf.int64),
+        reduce_func=lambda key, group: group.batch(2, drop_remainder=True),
+        window_size=2,
+    )
+    triplets = (
+        tf.data.Dataset.zip((pairs, stream(seed + 1)))
+        .filter(lambda pair, negative: tf.not_equal(pair[1][0], negative[1]))
+        .map(
+            lambda pair, negative: {
+                "anchor": pair[0][0],
+                "positive": pair[0][1],
+                "negative": negative[0],
+            }
+        )
+    )
+    return triplets.batch(triplets_per_batch, drop_remainder=repeat).prefetch(AUTOTUNE)
+
+
+def evaluation_batches(
+    dataset: tf.data.Dataset, batch_size: int, seed: int = 0, shuffle_buffer: int = 2048
+) -> tf.data.Dataset:
+    """Eval images with a known identity, in a fixed shuffled order (the same every epoch).
+
+    Shuffling keeps a sorted split (say, one folder per identity) from making one-class batches,
+    whose triplet loss would say nothing.
+    """
+    return (
+        _known_identities(dataset, None)
+        .shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+        .batch(batch_size)
+        .prefetch(AUTOTUNE)
+    )

@@ -2,27 +2,71 @@
 
 import dataclasses
 
+MODELS = ("cnn", "mlp", "resnet")
+STRATEGIES = ("semi_hard", "batch_hard", "batch_all", "random")
+LR_SCHEDULES = ("cosine", "constant")
+MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
+
 
 @dataclasses.dataclass(frozen=True)
 class HParams:
     image_size: int = 28
     channels: int = 1
     model: str = "cnn"
+    # Filters of the first conv block (cnn) or residual stage (resnet); doubled per stage.
+    width: int = 32
     embedding_dim: int = 64
-    triplet_strategy: str = "semi_hard"
+    # semi_hard / batch_hard / batch_all mine P x K batches; random is the notebook's method.
+    triplet_strategy: str = "batch_hard"
     margin: float = 0.2
     squared_distance: bool = False
     soft_margin: bool = False
-    identities_per_batch: int = 16
-    images_per_identity: int = 8
-    epochs: int = 5
-    steps_per_epoch: int = 0  # 0: one pass over the training images per epoch.
-    learning_rate: float = 1e-3
+    identities_per_batch: int = 32
+    images_per_identity: int = 4
+    triplets_per_batch: int = 1024  # random strategy only: triplets (3 images each) per batch
+    epochs: int = 8
+    steps_per_epoch: int = 0  # 0: one pass over the training images (anchors for random).
+    learning_rate: float = 2e-3  # Adam; the peak of the cosine schedule
+    lr_schedule: str = "cosine"  # linear warm-up then cosine decay to 0, or constant
+    warmup_epochs: float = 0.5
+    augment: bool = False  # random shifts of up to augment_shift of the image size
+    augment_shift: float = 0.1
+    augment_flip: bool = False  # also random left-right flips (faces; not digits or clothes)
+    early_stopping_patience: int = 0  # epochs without a better eval loss; 0 = off
+    backup_dir: str = ""  # BackupAndRestore dir; "" = derived from the pipeline root + inputs
+    mixed_precision: str = "auto"  # float16 on GPU, bfloat16 on CPUs with bf16 units, else off
     seed: int = 42
+
+    def __post_init__(self):
+        for name, value, choices in (
+            ("model", self.model, MODELS),
+            ("triplet_strategy", self.triplet_strategy, STRATEGIES),
+            ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
+            ("mixed_precision", self.mixed_precision, MIXED_PRECISION),
+        ):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose from {choices}")
+        if self.triplet_strategy == "batch_all" and self.soft_margin:
+            raise ValueError("batch_all supports the hard margin only")
+        for name in ("identities_per_batch", "images_per_identity", "triplets_per_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.images_per_identity < 2 and self.triplet_strategy != "random":
+            raise ValueError("images_per_identity must be at least 2 for online mining")
+        if self.identities_per_batch < 2 and self.triplet_strategy != "random":
+            raise ValueError("identities_per_batch must be at least 2 for online mining")
 
     @property
     def batch_size(self) -> int:
+        """Examples per training step: P x K images, or triplets for the random strategy."""
+        if self.triplet_strategy == "random":
+            return self.triplets_per_batch
         return self.identities_per_batch * self.images_per_identity
+
+    @property
+    def images_per_step(self) -> int:
+        """Images the network embeds per training step (3 per triplet for random)."""
+        return 3 * self.batch_size if self.triplet_strategy == "random" else self.batch_size
 
     @classmethod
     def from_config(cls, config: dict | None) -> "HParams":

@@ -1,9 +1,19 @@
-"""Embedding networks: an image in, an L2-normalised embedding out."""
+"""Embedding networks and the Keras models that train them with triplet losses.
+
+Every model comes as two networks sharing their weights (`build_networks`):
+- the training network, whose output the triplet loss sees;
+- the embedding network, which is served: an image in, an L2-normalised embedding out.
+For `cnn` and `resnet` they are the same network, ending in L2 normalisation. For `mlp`, the
+original notebook's Dense(64, relu) -> Dense(D, sigmoid), the loss sees the sigmoid output, as in
+the notebook, and only the embedding network adds L2 normalisation on top.
+"""
 
 import tensorflow as tf
 
+from components.trainer import triplet_loss
+from components.trainer.hparams import MODELS
+
 keras = tf.keras
-MODELS = ("cnn", "mlp")
 
 
 def conv_block(x, filters: int):
@@ -13,49 +23,117 @@ def conv_block(x, filters: int):
     return keras.layers.MaxPooling2D()(x)
 
 
-def cnn_features(images, image_size: int):
-    """Conv blocks halve the image until it is at most 7x7, doubling filters (32 to 256)."""
-    x, size, filters = images, image_size, 32
+def cnn_features(images, image_size: int, width: int = 32):
+    """Conv blocks (conv, batch norm, ReLU, max pool) halve the image until it is at most 7x7,
+    doubling filters from `width` (to 256 at most), then a 128-unit dense layer."""
+    x, size, filters = images, image_size, width
     while True:
         x = conv_block(x, filters)
         size, filters = size // 2, min(filters * 2, 256)
         if size <= 7:
             break
     x = keras.layers.Flatten()(x)
-    return keras.layers.Dense(128, activation="relu")(x)
+    x = keras.layers.Dense(128, use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    return keras.layers.ReLU()(x)
 
 
-def mlp_features(images):
-    """The notebook's network body: flattened pixels through Dense(64, relu)."""
-    x = keras.layers.Flatten()(images)
-    return keras.layers.Dense(64, activation="relu")(x)
+def residual_block(x, filters: int, stride: int):
+    """A basic ResNet block: two 3x3 convs with batch norm, projection shortcut when needed."""
+    y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+    y = keras.layers.BatchNormalization()(y)
+    y = keras.layers.ReLU()(y)
+    y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(y)
+    # Zero-initialised last scale: each block starts as the identity.
+    y = keras.layers.BatchNormalization(gamma_initializer="zeros")(y)
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False)(x)
+        shortcut = keras.layers.BatchNormalization()(shortcut)
+    return keras.layers.ReLU()(keras.layers.Add()([shortcut, y]))
 
 
-def build_embedding_network(
-    image_size: int, channels: int, embedding_dim: int, model: str = "cnn"
-) -> keras.Model:
+def resnet_features(images, image_size: int, width: int = 32):
+    """A small ResNet for larger RGB images (64x64, 96x96 faces).
+
+    A 3x3 stem (stride 2 from 64 pixels up), then residual stages that halve the size and double
+    the filters until the feature map is at most 8x8, then global average pooling.
+    """
+    stride = 2 if image_size >= 64 else 1
+    x = keras.layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False)(images)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    size, filters = -(-image_size // stride), width
+    x = residual_block(x, filters, 1)
+    while size > 8:
+        filters = min(filters * 2, 512)
+        x = residual_block(x, filters, 2)
+        size = -(-size // 2)
+    return keras.layers.GlobalAveragePooling2D()(x)
+
+
+def build_networks(
+    image_size: int, channels: int, embedding_dim: int, model: str = "cnn", width: int = 32
+) -> tuple[keras.Model, keras.Model]:
+    """(training network, embedding network); see the module docstring."""
     images = keras.Input((image_size, image_size, channels), name="image")
+    if model == "mlp":
+        # The notebook's network, exactly: flattened pixels, Dense(64, relu), Dense(D, sigmoid).
+        x = keras.layers.Flatten()(images)
+        x = keras.layers.Dense(64, activation="relu")(x)
+        # Float32 head, so mixed precision never computes the loss inputs in half precision.
+        output = keras.layers.Dense(
+            embedding_dim, activation="sigmoid", dtype="float32", name="projection"
+        )(x)
+        training_network = keras.Model(images, output, name="mlp_training")
+        embedding = keras.layers.UnitNormalization(axis=-1, dtype="float32", name="embedding")(
+            output
+        )
+        return training_network, keras.Model(images, embedding, name="mlp_embedding")
     if model == "cnn":
-        features = cnn_features(images, image_size)
-    elif model == "mlp":
-        features = mlp_features(images)
+        features = cnn_features(images, image_size, width)
+    elif model == "resnet":
+        features = resnet_features(images, image_size, width)
     else:
         raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
-    # Float32 head, so mixed precision never normalises in float16.
     projection = keras.layers.Dense(embedding_dim, dtype="float32", name="projection")(features)
     embedding = keras.layers.UnitNormalization(axis=-1, dtype="float32", name="embedding")(
         projection
     )
-    return keras.Model(images, embedding, name=f"{model}_embedding")
+    network = keras.Model(images, embedding, name=f"{model}_embedding")
+    return network, network
 
 
-class TripletModel(keras.Model):
-    """Trains the shared embedding network with an online-mining triplet loss."""
+def build_embedding_network(
+    image_size: int, channels: int, embedding_dim: int, model: str = "cnn", width: int = 32
+) -> keras.Model:
+    """The served network alone: an image in, an L2-normalised embedding out."""
+    return build_networks(image_size, channels, embedding_dim, model, width)[1]
 
-    def __init__(self, embedding_network: keras.Model, loss_fn, **kwargs):
+
+def build_augmentation(shift: float, flip: bool, seed: int) -> keras.Sequential:
+    """Random shifts of up to `shift` of the height and width (edges repeated), and optionally
+    random left-right flips. Float32 whatever the mixed-precision policy."""
+    layers = []
+    if shift > 0:
+        layers.append(
+            keras.layers.RandomTranslation(
+                shift, shift, fill_mode="nearest", seed=seed, dtype="float32"
+            )
+        )
+    if flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed + 1, dtype="float32"))
+    return keras.Sequential(layers, name="augmentation")
+
+
+class _TripletTrainer(keras.Model):
+    """Common training loop: loss and active-triplet tracking, replica scaling, augmentation."""
+
+    def __init__(self, training_network, embedding_network, augmentation=None, **kwargs):
         super().__init__(**kwargs)
+        self.training_network = training_network
         self.embedding_network = embedding_network
-        self.loss_fn = loss_fn
+        self.augmentation = augmentation
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.active_tracker = keras.metrics.Mean(name="active_triplets")
 
@@ -63,27 +141,86 @@ class TripletModel(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.active_tracker]
 
-    def call(self, images, training=False):
-        return self.embedding_network(images, training=training)
+    def _augment(self, images, training):
+        if training and self.augmentation is not None and self.augmentation.layers:
+            return self.augmentation(images, training=True)
+        return images
 
+    def compute_triplet_loss(self, data, training: bool):
+        raise NotImplementedError
+
+    # Plain tracing, no AutoGraph: nothing here branches on tensors, and AutoGraph would
+    # otherwise convert all of tf_keras's layer code on the way (tens of seconds per trace).
+    @tf.autograph.experimental.do_not_convert
     def train_step(self, data):
-        images, labels = data
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
-            embeddings = self.embedding_network(images, training=True)
-            loss, active = self.loss_fn(labels, embeddings)
-            total = loss + tf.add_n(self.embedding_network.losses or [0.0])
+            loss, active = self.compute_triplet_loss(data, training=True)
+            total = loss + tf.add_n(self.training_network.losses or [0.0])
             # Gradients are summed across replicas, so each contributes its share.
             scaled = total / replicas
-        self.optimizer.minimize(scaled, self.embedding_network.trainable_variables, tape=tape)
+        self.optimizer.minimize(scaled, self.training_network.trainable_variables, tape=tape)
         return self._track(loss, active)
 
+    @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
-        images, labels = data
-        loss, active = self.loss_fn(labels, self.embedding_network(images, training=False))
-        return self._track(loss, active)
+        return self._track(*self.compute_triplet_loss(data, training=False))
 
     def _track(self, loss, active):
         self.loss_tracker.update_state(loss)
         self.active_tracker.update_state(active)
         return {m.name: m.result() for m in self.metrics}
+
+
+class TripletModel(_TripletTrainer):
+    """Trains the shared embedding network with an online-mining triplet loss on P x K batches.
+
+    `loss_fn(labels, embeddings) -> (loss, active_fraction)`; data are (images, labels).
+    """
+
+    def __init__(self, training_network, loss_fn, embedding_network=None, augmentation=None):
+        super().__init__(training_network, embedding_network or training_network, augmentation)
+        self.loss_fn = loss_fn
+
+    def call(self, images, training=False):
+        return self.embedding_network(images, training=training)
+
+    def compute_triplet_loss(self, data, training):
+        images, labels = data
+        embeddings = self.training_network(self._augment(images, training), training=training)
+        return self.loss_fn(labels, tf.cast(embeddings, tf.float32))
+
+
+TRIPLET_INPUTS = ("anchor", "positive", "negative")
+
+
+class SiameseModel(_TripletTrainer):
+    """The notebook's three-branch siamese network: anchor, positive and negative each go through
+    the same (weight-shared) network, and `triplet_loss.random_triplets` compares the three.
+
+    Data are dicts {"anchor", "positive", "negative"} of image batches
+    (data.random_triplet_batches).
+    """
+
+    def __init__(
+        self, training_network, margin=0.2, soft=False, embedding_network=None, augmentation=None
+    ):
+        super().__init__(training_network, embedding_network or training_network, augmentation)
+        self.margin = margin
+        self.soft = soft
+        shape = training_network.input_shape[1:]
+        inputs = [keras.Input(shape, name=name) for name in TRIPLET_INPUTS]
+        self.siamese_network = keras.Model(
+            inputs, [training_network(branch) for branch in inputs], name="siamese"
+        )
+
+    def call(self, triplets, training=False):
+        """{"anchor", "positive", "negative"} images -> their three embeddings."""
+        return self.siamese_network([triplets[n] for n in TRIPLET_INPUTS], training=training)
+
+    def compute_triplet_loss(self, data, training):
+        triplets = [self._augment(data[name], training) for name in TRIPLET_INPUTS]
+        anchor, positive, negative = (
+            tf.cast(e, tf.float32) for e in self.siamese_network(triplets, training=training)
+        )
+        return triplet_loss.random_triplets(anchor, positive, negative, self.margin, self.soft)

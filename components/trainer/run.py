@@ -1,8 +1,17 @@
-"""The Trainer's run_fn: trains the triplet-loss embedding network and exports it for serving."""
+"""The Trainer's run_fn: trains the triplet-loss embedding network and exports it for serving.
 
+`fit` is the training loop on any tf.data stream of (image, label id) pairs, so the benchmark
+(benchmarks/triplet_benchmark.py) and the tests train with the same code as the pipeline.
+"""
+
+import dataclasses
+import hashlib
 import json
+import math
 import os
+import time
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from absl import logging
@@ -11,7 +20,9 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from components.trainer import data, export, model, triplet_loss
 from components.trainer.hparams import HParams
 
+keras = tf.keras
 EVAL_BATCH_SIZE = 256
+BACKUP_FOLDER = "training_backup"
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
@@ -22,70 +33,378 @@ def distribution_strategy() -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy()
 
 
+def cpu_has_bfloat16_units() -> bool:
+    """Whether this x86 CPU computes bfloat16 natively (AMX or AVX-512 BF16), per /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def precision_policy(setting: str) -> str:
+    """The Keras mixed-precision policy for the `mixed_precision` hyperparameter.
+
+    auto: float16 on a GPU; bfloat16 on a CPU with bfloat16 units (oneDNN then runs the convs
+    and matmuls about twice as fast); float32 otherwise. Heads and losses stay float32.
+    """
+    if setting == "off":
+        return "float32"
+    if setting in ("float16", "bfloat16"):
+        return f"mixed_{setting}"
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bfloat16_units() else "float32"
+
+
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from peak / warmup_steps to `peak`, then cosine decay to 0 at total_steps."""
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int):
+        self.peak = float(peak)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(min(warmup_steps, total_steps))
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = float(self.warmup_steps)
+        warming = self.peak * (step + 1.0) / max(warmup, 1.0)
+        progress = tf.clip_by_value((step - warmup) / max(self.total_steps - warmup, 1.0), 0, 1)
+        decaying = 0.5 * self.peak * (1.0 + tf.cos(math.pi * progress))
+        return tf.where(step < warmup, warming, decaying)
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+        }
+
+
+def learning_rate(hparams: HParams, steps_per_epoch: int):
+    """Adam's learning rate: a constant, or WarmupCosine over the whole run."""
+    if hparams.lr_schedule == "constant":
+        return hparams.learning_rate
+    total = hparams.epochs * steps_per_epoch
+    warmup = round(hparams.warmup_epochs * steps_per_epoch)
+    return WarmupCosine(hparams.learning_rate, total, warmup)
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """One log line per epoch (loss, share of active triplets, eval loss, learning rate, speed).
+
+    Also puts `learning_rate` into the epoch logs, so the TensorBoard callback after it and the
+    History get it, and records the training time of each epoch without its evaluation.
+    """
+
+    def __init__(self, epochs: int, steps_per_epoch: int, images_per_step: int):
+        super().__init__()
+        self.epochs = epochs
+        self.images_per_epoch = steps_per_epoch * images_per_step
+        self.train_seconds: list[float] = []
+        self._start = self._end = 0.0
+
+    def current_learning_rate(self) -> float:
+        optimizer = self.model.optimizer
+        rate = optimizer.learning_rate
+        if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+            # The rate of the step just taken.
+            rate = rate(tf.maximum(optimizer.iterations - 1, 0))
+        return float(tf.keras.backend.get_value(rate))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self._end = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self._end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        if self._end <= self._start:  # No evaluation this epoch.
+            self._end = time.perf_counter()
+        seconds = self._end - self._start
+        self.train_seconds.append(seconds)
+        logs["learning_rate"] = self.current_learning_rate()
+        line = (
+            f"epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
+            f"active triplets {100 * logs.get('active_triplets', float('nan')):.1f}%"
+        )
+        if "val_loss" in logs:
+            line += (
+                f", eval loss {logs['val_loss']:.4f}"
+                f" (active {100 * logs.get('val_active_triplets', float('nan')):.1f}%)"
+            )
+        line += (
+            f", lr {logs['learning_rate']:.2e}, {seconds:.1f} s, "
+            f"{self.images_per_epoch / max(seconds, 1e-9):.0f} images/s"
+        )
+        logging.info("%s", line)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    embedding_network: keras.Model  # float32, L2-normalised output: what is served
+    history: dict  # per-epoch logs: loss, active_triplets, val_loss, learning_rate, ...
+    epochs_run: int  # epochs trained in this call (fewer after a resume or an early stop)
+    train_seconds: float  # training time of those epochs, evaluation excluded
+    wall_seconds: float  # the whole fit call
+    images_per_second: float  # images embedded in training steps / train_seconds
+
+
+def fit(
+    hparams: HParams,
+    train_examples: tf.data.Dataset,
+    eval_examples: tf.data.Dataset | None,
+    trainable: np.ndarray,
+    train_images: int,
+    *,
+    log_dir: str | None = None,
+    backup_dir: str | None = None,
+    callbacks: tuple = (),
+) -> TrainResult:
+    """Trains on (image, label id) streams; `trainable` marks label ids with 2+ train images.
+
+    `train_images` (of trainable identities) sets the epoch length when steps_per_epoch is 0.
+    `eval_examples` (optional) gives the eval loss each epoch, which early stopping watches.
+    `log_dir` gets TensorBoard summaries; `callbacks` are extra Keras callbacks (run last);
+    `backup_dir` turns on BackupAndRestore there: a killed run, re-run with the same directory,
+    resumes after its last finished epoch; the backup is deleted when training ends.
+    """
+    keras.utils.set_random_seed(hparams.seed)
+    previous_policy = keras.mixed_precision.global_policy()
+    policy = precision_policy(hparams.mixed_precision)
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        extras = {"log_dir": log_dir, "backup_dir": backup_dir, "callbacks": callbacks}
+        return _fit(hparams, train_examples, eval_examples, trainable, train_images, policy, extras)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _fit(hparams, train_examples, eval_examples, trainable, train_images, policy, extras):
+    random = hparams.triplet_strategy == "random"
+    identities = int(np.sum(trainable))
+    if not random and hparams.identities_per_batch > identities:
+        logging.warning(
+            "identities_per_batch %d > %d trainable identities: using %d",
+            hparams.identities_per_batch,
+            identities,
+            identities,
+        )
+        hparams = dataclasses.replace(hparams, identities_per_batch=identities)
+    steps_per_epoch = hparams.steps_per_epoch or max(1, train_images // hparams.batch_size)
+    image_shape = (hparams.image_size, hparams.image_size, hparams.channels)
+    buffer = data.shuffle_buffer_size(image_shape)
+    if random:
+        train_batches = data.random_triplet_batches(
+            train_examples, trainable, hparams.triplets_per_batch, hparams.seed, buffer
+        )
+        eval_batches = None
+        if eval_examples is not None:
+            eval_batches = data.random_triplet_batches(
+                eval_examples,
+                None,
+                hparams.triplets_per_batch,
+                hparams.seed,
+                min(buffer, 2048),
+                repeat=False,
+            )
+    else:
+        train_batches = data.class_balanced_batches(
+            train_examples,
+            trainable,
+            hparams.identities_per_batch,
+            hparams.images_per_identity,
+            hparams.seed,
+            buffer,
+        )
+        eval_batches = None
+        if eval_examples is not None:
+            eval_batches = data.evaluation_batches(
+                eval_examples, EVAL_BATCH_SIZE, hparams.seed, min(buffer, 2048)
+            )
+
+    strategy = distribution_strategy()
+    logging.info(
+        "Training on %d replica(s), %s, %d steps/epoch of %d images: %s",
+        strategy.num_replicas_in_sync,
+        policy,
+        steps_per_epoch,
+        hparams.images_per_step,
+        hparams,
+    )
+    with strategy.scope():
+        training_network, embedding_network = model.build_networks(
+            hparams.image_size,
+            hparams.channels,
+            hparams.embedding_dim,
+            hparams.model,
+            hparams.width,
+        )
+        augmentation = None
+        if hparams.augment:
+            augmentation = model.build_augmentation(
+                hparams.augment_shift, hparams.augment_flip, hparams.seed
+            )
+        if random:
+            trainer = model.SiameseModel(
+                training_network,
+                hparams.margin,
+                hparams.soft_margin,
+                embedding_network,
+                augmentation,
+            )
+        else:
+            trainer = model.TripletModel(
+                training_network, _mining_loss(hparams), embedding_network, augmentation
+            )
+        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate(hparams, steps_per_epoch)))
+
+    logger = EpochLogger(hparams.epochs, steps_per_epoch, hparams.images_per_step)
+    all_callbacks = [logger]
+    if extras["log_dir"]:
+        all_callbacks.append(
+            keras.callbacks.TensorBoard(log_dir=extras["log_dir"], update_freq="epoch")
+        )
+    if hparams.early_stopping_patience and eval_batches is not None:
+        all_callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=hparams.early_stopping_patience,
+                restore_best_weights=True,
+                verbose=1,
+            )
+        )
+    if extras["backup_dir"]:
+        all_callbacks.append(keras.callbacks.BackupAndRestore(extras["backup_dir"]))
+    all_callbacks.extend(extras["callbacks"])
+
+    start = time.perf_counter()
+    history = trainer.fit(
+        train_batches,
+        epochs=hparams.epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=eval_batches,
+        callbacks=all_callbacks,
+        verbose=0,
+    )
+    wall_seconds = time.perf_counter() - start
+    train_seconds = sum(logger.train_seconds)
+    epochs_run = len(logger.train_seconds)
+    return TrainResult(
+        embedding_network=float32_copy(embedding_network, hparams, policy),
+        history=history.history,
+        epochs_run=epochs_run,
+        train_seconds=train_seconds,
+        wall_seconds=wall_seconds,
+        images_per_second=epochs_run
+        * steps_per_epoch
+        * hparams.images_per_step
+        / max(train_seconds, 1e-9),
+    )
+
+
+def _mining_loss(hparams: HParams):
+    mining = triplet_loss.get(hparams.triplet_strategy)
+
+    def loss_fn(labels, embeddings):
+        return mining(
+            labels,
+            embeddings,
+            margin=hparams.margin,
+            squared=hparams.squared_distance,
+            soft=hparams.soft_margin,
+        )
+
+    return loss_fn
+
+
+def float32_copy(network: keras.Model, hparams: HParams, policy: str) -> keras.Model:
+    """The embedding network rebuilt in float32 with the trained weights (mixed precision
+    trains faster; serving and evaluation compute in full precision)."""
+    if policy == "float32":
+        return network
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        _, copy = model.build_networks(
+            hparams.image_size,
+            hparams.channels,
+            hparams.embedding_dim,
+            hparams.model,
+            hparams.width,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    copy.set_weights(network.get_weights())
+    return copy
+
+
+def backup_dir_for(model_run_dir: str, hparams: HParams, inputs: dict) -> str:
+    """A BackupAndRestore directory that a re-run of the same Trainer finds again.
+
+    A TFX re-run gives the Trainer a new model_run_dir (<pipeline root>/<Trainer>/model_run/<id>),
+    so the backup lives beside it, in <pipeline root>/<Trainer>/training_backup/<hash>, the hash
+    over the hyperparameters and the input URIs (transformed examples, Transform graph): the same
+    inputs and settings resume, anything else starts afresh.
+    """
+    settings = {k: v for k, v in hparams.to_config().items() if k != "backup_dir"}
+    key = json.dumps({"hparams": settings, "inputs": inputs}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    run_parent = os.path.dirname(os.path.normpath(model_run_dir))
+    if os.path.basename(run_parent) == "model_run":
+        run_parent = os.path.dirname(run_parent)
+    return os.path.join(run_parent, BACKUP_FOLDER, digest)
+
+
 def train(
     hparams: HParams,
     tf_transform_output: tft.TFTransformOutput,
     train_files: list[str],
     eval_files: list[str],
     log_dir: str,
-) -> tf.keras.Model:
-    """Fits the embedding network; returns it (the TripletModel wrapper is only for training)."""
-    tf.keras.utils.set_random_seed(hparams.seed)
-    if tf.config.list_physical_devices("GPU"):
-        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    backup_dir: str | None = None,
+) -> TrainResult:
+    """`fit` on Transform's output (TFRecords of transformed examples)."""
+    counts = data.identity_counts(tf_transform_output)
     trainable = data.trainable_identities(tf_transform_output)
-    train_images = sum(
-        count for identity, count in data.identity_counts(tf_transform_output).items() if count >= 2
-    )
-    steps_per_epoch = hparams.steps_per_epoch or max(1, train_images // hparams.batch_size)
-    train_batches = data.class_balanced_batches(
+    train_images = sum(count for count in counts.values() if count >= 2)
+    return fit(
+        hparams,
         data.read_transformed(train_files, tf_transform_output, True, hparams.seed),
+        data.read_transformed(eval_files, tf_transform_output, False, hparams.seed),
         trainable,
-        hparams.identities_per_batch,
-        hparams.images_per_identity,
-        hparams.seed,
+        train_images,
+        log_dir=log_dir,
+        backup_dir=backup_dir,
     )
-    eval_batches = data.evaluation_batches(
-        data.read_transformed(eval_files, tf_transform_output, False, hparams.seed), EVAL_BATCH_SIZE
-    )
-
-    strategy = distribution_strategy()
-    logging.info("Training on %d replica(s): %s", strategy.num_replicas_in_sync, hparams)
-    mining = triplet_loss.get(hparams.triplet_strategy)
-
-    def loss_fn(labels, embeddings):
-        return mining(
-            labels,
-            tf.cast(embeddings, tf.float32),
-            margin=hparams.margin,
-            squared=hparams.squared_distance,
-            soft=hparams.soft_margin,
-        )
-
-    with strategy.scope():
-        embedding_network = model.build_embedding_network(
-            hparams.image_size, hparams.channels, hparams.embedding_dim, hparams.model
-        )
-        triplet_model = model.TripletModel(embedding_network, loss_fn)
-        triplet_model.compile(optimizer=tf.keras.optimizers.Adam(hparams.learning_rate))
-    triplet_model.fit(
-        train_batches,
-        epochs=hparams.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=eval_batches,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch")],
-        verbose=2,
-    )
-    return embedding_network
 
 
 def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point (`run_fn='components.trainer.run.run_fn'`)."""
     hparams = HParams.from_config(fn_args.custom_config)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    embedding_network = train(
-        hparams, tf_transform_output, fn_args.train_files, fn_args.eval_files, fn_args.model_run_dir
+    backup_dir = hparams.backup_dir or backup_dir_for(
+        fn_args.model_run_dir,
+        hparams,
+        {
+            "train_files": sorted(fn_args.train_files),
+            "eval_files": sorted(fn_args.eval_files),
+            "transform_output": fn_args.transform_output,
+        },
     )
-    export.export_serving_model(embedding_network, tf_transform_output, fn_args.serving_model_dir)
+    logging.info("Training backup (resumed by a re-run after a failure): %s", backup_dir)
+    result = train(
+        hparams,
+        tf_transform_output,
+        fn_args.train_files,
+        fn_args.eval_files,
+        fn_args.model_run_dir,
+        backup_dir,
+    )
+    export.export_serving_model(
+        result.embedding_network, tf_transform_output, fn_args.serving_model_dir
+    )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "hparams.json"), "w") as f:
         json.dump(hparams.to_config(), f, indent=2)

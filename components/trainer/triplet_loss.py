@@ -8,6 +8,10 @@ Each strategy maps (labels [B], embeddings [B, D]) to (loss, active_fraction):
 Anchors without a positive or without a negative in the batch contribute nothing. A loss with no
 valid triplet is 0 with zero gradients. `active_fraction` is the share of valid triplets with a
 non-zero loss, a signal of how much the batch still teaches.
+
+`random_triplets` is the original notebook's loss on explicit (anchor, positive, negative)
+embeddings: max(mean((a - p)^2) - mean((a - n)^2) + margin, 0), the means over the embedding
+dimensions, averaged over the batch.
 """
 
 import tensorflow as tf
@@ -107,7 +111,16 @@ def batch_all(labels, embeddings, margin=0.2, squared=False, soft=False):
     return loss, active_count / tf.maximum(valid_count, 1.0)
 
 
+def random_triplets(anchor, positive, negative, margin=0.2, soft=False):
+    """The notebook's triplet loss on explicit triplets; returns (loss, active_fraction)."""
+    positive_distances = tf.reduce_mean(tf.square(anchor - positive), axis=-1)
+    negative_distances = tf.reduce_mean(tf.square(anchor - negative), axis=-1)
+    losses = _hinge(positive_distances - negative_distances, margin, soft)
+    return tf.reduce_mean(losses), tf.reduce_mean(tf.cast(losses > 0, losses.dtype))
+
+
 def get(strategy: str):
+    """The online mining loss of a strategy (`random` has explicit triplets: random_triplets)."""
     try:
         return {"semi_hard": semi_hard, "batch_hard": batch_hard, "batch_all": batch_all}[strategy]
     except KeyError:

@@ -106,14 +106,19 @@ def test_gradient_descent_separates_classes(strategy):
     labels, embeddings = random_batch(4, n=32, classes=4)
     variable = tf.Variable(embeddings, dtype=tf.float32)
     optimizer = tf.keras.optimizers.SGD(0.5)
-    first = None
-    for _ in range(100):
+
+    @tf.function(autograph=False)
+    def step():
         with tf.GradientTape() as tape:
             loss, _ = triplet_loss.get(strategy)(
                 tf.constant(labels), tf.math.l2_normalize(variable, 1)
             )
-        first = loss.numpy() if first is None else first
         optimizer.apply_gradients([(tape.gradient(loss, variable), variable)])
+        return loss
+
+    first = step().numpy()
+    for _ in range(99):
+        loss = step()
     assert np.all(np.isfinite(variable.numpy()))
     assert loss.numpy() < 0.5 * first
 
@@ -127,3 +132,19 @@ def test_large_batch_fits_in_quadratic_memory():
 def test_unknown_strategy_is_rejected():
     with pytest.raises(ValueError, match="unknown triplet strategy"):
         triplet_loss.get("hardest")
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_random_triplets_loss_matches_numpy(soft):
+    """The notebook's loss: max(mean((a-p)^2) - mean((a-n)^2) + margin, 0), batch-averaged."""
+    rng = np.random.default_rng(7)
+    anchor, positive, negative = (rng.uniform(size=(32, 16)) for _ in range(3))
+    positive[:8] = anchor[:8]  # some triplets already satisfied (zero loss)
+    loss, active = triplet_loss.random_triplets(
+        *(tf.constant(x, tf.float32) for x in (anchor, positive, negative)), margin=0.2, soft=soft
+    )
+    gap = ((anchor - positive) ** 2).mean(1) - ((anchor - negative) ** 2).mean(1)
+    losses = np.log1p(np.exp(gap)) if soft else np.maximum(gap + 0.2, 0.0)
+    np.testing.assert_allclose(loss.numpy(), losses.mean(), rtol=1e-5)
+    np.testing.assert_allclose(active.numpy(), (losses > 0).mean(), rtol=1e-6)
+    assert 0.0 < active.numpy() < 1.0 or soft

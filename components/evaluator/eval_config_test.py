@@ -1,0 +1,136 @@
+"""Tests for eval_config: the EvalConfig built and how TFMA resolves its thresholds.
+
+Real TFMA / TFX Evaluator runs with these configs are in evaluator_e2e_test.py.
+"""
+
+import json
+
+import pytest
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.metrics import metric_specs, metric_types
+
+from components.evaluator import embedding_metrics as em
+from components.evaluator.eval_config import create_eval_config, gating_metric_names
+
+
+def _value(lower=None, upper=None) -> tfma.MetricThreshold:
+    threshold = tfma.MetricThreshold()
+    if lower is not None:
+        threshold.value_threshold.lower_bound.value = lower
+    if upper is not None:
+        threshold.value_threshold.upper_bound.value = upper
+    return threshold
+
+
+def _emitted_keys(config: tfma.EvalConfig) -> set:
+    """Every MetricKey the config's computations emit (what thresholds must match)."""
+    computations = metric_specs.to_computations(list(config.metrics_specs), eval_config=config)
+    return {key for computation in computations for key in computation.keys}
+
+
+def _thresholds(config: tfma.EvalConfig) -> dict:
+    return metric_specs.metric_thresholds_from_metrics_specs(
+        config.metrics_specs, eval_config=config
+    )
+
+
+def test_legacy_positional_call():
+    config = create_eval_config(0.7)
+    assert config == create_eval_config(precision_at_1_lower_bound=0.7)
+    assert config == create_eval_config(lower_bound=0.7, gating_metric="precision_at_1")
+    (spec,) = config.model_specs
+    assert (spec.name, spec.label_key, spec.prediction_key) == ("", "label", "embedding")
+    (metric,) = config.metrics_specs[0].metrics
+    assert metric.class_name == "EmbeddingMetrics"
+    assert metric.module == "components.evaluator.retrieval_metrics"
+    assert json.loads(metric.config) == {
+        "name": "precision_at_1",
+        "recall_at_k": [1, 5, 10],
+        "max_pairs": 1_000_000,
+        "seed": 0,
+        "far_targets": [0.001, 0.01],
+    }
+    assert metric.threshold == _value(lower=0.7)
+
+
+def test_thresholds_resolve_to_emitted_keys():
+    config = create_eval_config(
+        0.4,
+        gating_metric="map_at_r",
+        max_regression=0.01,
+        with_baseline=True,
+        extra_thresholds={"eer": _value(upper=0.2), "val_at_far_1e-3": _value(lower=0.5)},
+    )
+    assert [(s.name, s.is_baseline) for s in config.model_specs] == [
+        ("candidate", False),
+        ("baseline", True),
+    ]
+    # What both tfma.run_model_analysis and the TFX Evaluator do before evaluating two models.
+    config = tfma.utils.update_eval_config_with_defaults(config, has_baseline=True)
+    thresholds = _thresholds(config)
+    emitted = _emitted_keys(config)
+    gated = metric_types.MetricKey("map_at_r", model_name="candidate")
+    assert [t for _, t in thresholds[gated]] == [_value(lower=0.4).value_threshold]
+    (change,) = [t for _, t in thresholds[gated.make_diff_key()]]
+    assert change.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert change.absolute.value == -0.01
+    assert metric_types.MetricKey("eer", model_name="candidate") in thresholds
+    # Every threshold names a key that the single combiner emits (diffs come from TFMA).
+    for key in thresholds:
+        assert key._replace(is_diff=False) in emitted, key
+    assert {k.name for k in emitted if k.model_name == "baseline"} == set(em.metric_names())
+
+
+def test_metrics_spec_thresholds_do_not_match_post_export_keys():
+    """Why extra_thresholds uses MetricConfigs: MetricsSpec.thresholds keys carry
+    example_weighted=None, the emitted keys example_weighted=False ("Metric not found")."""
+    config = create_eval_config(0.5)
+    config.metrics_specs[0].thresholds["map_at_r"].CopyFrom(_value(lower=0.1))
+    (spec_key,) = [k for k in _thresholds(config) if k.name == "map_at_r"]
+    assert spec_key.example_weighted is None
+    assert spec_key not in _emitted_keys(config)
+    assert spec_key._replace(example_weighted=False) in _emitted_keys(config)
+
+
+def test_first_run_without_baseline_drops_the_change_threshold():
+    """The TFX Evaluator passes has_baseline=False, rubber_stamp=True when no baseline exists."""
+    config = create_eval_config(0.3, max_regression=0.01, with_baseline=True)
+    config = tfma.utils.update_eval_config_with_defaults(
+        config, has_baseline=False, rubber_stamp=True
+    )
+    assert [s.name for s in config.model_specs] == [""]
+    assert list(_thresholds(config)) == [metric_types.MetricKey("precision_at_1")]
+
+
+def test_gating_metric_names():
+    names = gating_metric_names()
+    assert "precision_at_1" in names and "map_at_r" in names and "val_at_far_1e-2" in names
+    assert not {"eer", "threshold_at_far_1e-3", "mean_positive_distance", "distance_gap"} & set(
+        names
+    )
+    assert "recall_at_3" in gating_metric_names(recall_at_k=(3,))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},  # Nothing would gate.
+        {"lower_bound": 0.5, "gating_metric": "eer"},  # Lower is better: not a lower bound.
+        {"lower_bound": 0.5, "gating_metric": "recall_at_3"},  # Not emitted.
+        {"lower_bound": 0.5, "max_regression": -0.01},
+        {"lower_bound": 0.5, "precision_at_1_lower_bound": 0.5},
+        {"precision_at_1_lower_bound": 0.5, "gating_metric": "map_at_r"},
+        {"lower_bound": 0.5, "extra_thresholds": {"recall_at_3": _value(lower=0.1)}},
+        {"lower_bound": 0.5, "extra_thresholds": {"precision_at_1": _value(lower=0.1)}},
+    ],
+)
+def test_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        create_eval_config(**kwargs)
+
+
+def test_regression_only_gate():
+    config = create_eval_config(max_regression=0.02, gating_metric="roc_auc", with_baseline=True)
+    threshold = config.metrics_specs[0].metrics[0].threshold
+    assert not threshold.HasField("value_threshold")
+    assert threshold.change_threshold.absolute.value == -0.02

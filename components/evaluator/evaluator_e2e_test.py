@@ -1,0 +1,268 @@
+"""End-to-end: real TFMA runs and the stock TFX Evaluator executor on tiny SavedModels.
+
+Checks that the reported metrics equal the NumPy computation on the same embeddings, that
+value thresholds on several keys, change thresholds against a baseline and the legacy
+PrecisionAtOne config gate as intended.
+"""
+
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_component_specs as specs
+from tfx.utils import proto_utils
+
+from components.evaluator import embedding_metrics as em
+from components.evaluator.eval_config import create_eval_config
+
+MODULE = "components.evaluator.retrieval_metrics"
+
+
+class _PixelEmbedder(tf.Module):
+    """serving_default: serialized tf.Example -> L2-normalised centred pixels of a 4x4 PNG.
+
+    `keep` < 16 keeps only the first pixels: a worse embedding of the same data.
+    """
+
+    def __init__(self, keep: int = 16):
+        super().__init__()
+        self.keep = keep
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(self, examples):
+        parsed = tf.io.parse_example(examples, {"image": tf.io.FixedLenFeature([], tf.string)})
+        images = tf.map_fn(
+            lambda png: tf.cast(tf.io.decode_png(png, channels=1), tf.float32),
+            parsed["image"],
+            fn_output_signature=tf.TensorSpec([None, None, 1], tf.float32),
+        )
+        pixels = tf.reshape(images, [-1, 16])[:, : self.keep] - 127.5
+        return {"embedding": tf.math.l2_normalize(pixels, axis=1), "norm": tf.norm(pixels, axis=1)}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """40 examples: 8 identities whose images are noisy copies of a prototype + 4 singletons;
+    a good model (all 16 pixels) and a bad one (3 pixels), with their direct embeddings."""
+    root = tmp_path_factory.mktemp("tfma")
+    rng = np.random.default_rng(0)
+    prototypes = rng.integers(0, 256, size=(8, 16))
+    serialized, labels = [], []
+    for i in range(40):
+        if i % 9 == 8:
+            label, pixels = f"person{i}", rng.integers(0, 256, size=16)
+        else:
+            label, pixels = str(i % 9), prototypes[i % 9] + rng.normal(0, 60, size=16)
+        png = tf.io.encode_png(np.clip(pixels, 0, 255).astype(np.uint8).reshape(4, 4, 1))
+        feature = {
+            "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[png.numpy()])),
+            "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
+        }
+        example = tf.train.Example(features=tf.train.Features(feature=feature))
+        serialized.append(example.SerializeToString())
+        labels.append(label)
+    data_path = str(root / "eval.tfrecord")
+    with tf.io.TFRecordWriter(data_path) as writer:
+        for record in serialized:
+            writer.write(record)
+
+    models, embeddings = {}, {}
+    for name, keep in (("good", 16), ("bad", 3)):
+        module = _PixelEmbedder(keep)
+        models[name] = str(root / name)
+        tf.saved_model.save(module, models[name], signatures={"serving_default": module.serve})
+        serve = tf.saved_model.load(models[name]).signatures["serving_default"]
+        embeddings[name] = serve(examples=tf.constant(serialized))["embedding"].numpy()
+    good = em.precision_at_one(embeddings["good"], labels)
+    bad = em.precision_at_one(embeddings["bad"], labels)
+    assert 0.5 < good < 1.0 and bad < good - 0.1  # Non-trivial values, a clear regression.
+    return {
+        "root": root,
+        "data": data_path,
+        "models": models,
+        "embeddings": embeddings,
+        "labels": labels,
+    }
+
+
+def _failures(validation) -> list[tuple]:
+    return sorted(
+        (f.metric_key.name, f.metric_key.model_name, f.metric_key.is_diff, f.message)
+        for per_slice in validation.metric_validations_per_slice
+        for f in per_slice.failures
+    )
+
+
+def _run(setup, tag: str, config: tfma.EvalConfig, models: dict[str, str]):
+    """Runs TFMA on {model name: "good"|"bad"}; returns metrics per model and failures."""
+    output_path = str(setup["root"] / tag)
+    shared = [
+        tfma.default_eval_shared_model(
+            eval_saved_model_path=setup["models"][model], model_name=name, eval_config=config
+        )
+        for name, model in models.items()
+    ]
+    tfma.run_model_analysis(
+        eval_shared_model=shared if len(shared) > 1 else shared[0],
+        eval_config=config,
+        data_location=setup["data"],
+        output_path=output_path,
+    )
+    metrics = {}
+    for name in models:
+        result = tfma.load_eval_result(output_path, model_name=name or None)
+        ((slice_key, values),) = result.slicing_metrics
+        assert slice_key == ()
+        metrics[name] = {k: v["doubleValue"] for k, v in values[""][""].items()}
+    validation = tfma.load_validation_result(output_path)
+    failures = _failures(validation)
+    assert validation.validation_ok == (not failures)
+    return metrics, failures
+
+
+def _same(value, expected) -> bool:
+    if isinstance(value, str) or math.isnan(expected):  # TFMA writes NaN as "NaN".
+        return str(value).lower() == "nan" and math.isnan(expected)
+    return value == pytest.approx(expected, rel=1e-6, abs=1e-6)
+
+
+def test_reported_metrics_equal_numpy_and_gate_several_keys(setup):
+    # max_pairs below the 780 pairs of 40 examples: the sampled path must agree too, which
+    # only holds because sampling does not depend on the order Beam delivers examples in.
+    expected = em.embedding_metrics(setup["embeddings"]["good"], setup["labels"], max_pairs=300)
+    assert 0.5 < expected["map_at_r"] < 0.95 and expected["roc_auc"] < 1.0
+    config = create_eval_config(
+        expected["precision_at_1"] - 0.05,
+        max_pairs=300,
+        extra_thresholds={
+            "map_at_r": tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(
+                    lower_bound={"value": expected["map_at_r"] + 0.05}
+                )
+            ),
+            "eer": tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(
+                    upper_bound={"value": expected["eer"] + 0.05}
+                )
+            ),
+        },
+    )
+    # The MetricsSpec.thresholds route does not reach post-export keys in TFMA 0.47.1.
+    config.metrics_specs[0].thresholds["roc_auc"].value_threshold.lower_bound.value = 0.0
+    metrics, failures = _run(setup, "several_keys", config, {"": "good"})
+
+    assert set(metrics[""]) == set(em.metric_names())
+    for name, value in expected.items():
+        assert _same(metrics[""][name], value), (name, metrics[""][name], value)
+    assert failures == [("map_at_r", "", False, ""), ("roc_auc", "", False, "Metric not found.")]
+
+
+@pytest.mark.parametrize(
+    "candidate, want_ok", [("bad", False), ("good", True)], ids=["regression", "no_regression"]
+)
+def test_change_threshold_against_baseline(setup, candidate, want_ok):
+    config = create_eval_config(0.0, max_regression=0.01, with_baseline=True)
+    metrics, failures = _run(
+        setup, f"baseline_{candidate}", config, {"candidate": candidate, "baseline": "good"}
+    )
+    labels = setup["labels"]
+    for name, model in (("candidate", candidate), ("baseline", "good")):
+        expected = em.precision_at_one(setup["embeddings"][model], labels)
+        assert metrics[name]["precision_at_1"] == pytest.approx(expected, abs=1e-9)
+    # The candidate fails only the change threshold (is_diff) of the gating metric.
+    assert failures == ([] if want_ok else [("precision_at_1", "candidate", True, "")])
+
+
+def _tfx_evaluate(setup, tag: str, candidate: str, baseline: str | None, config):
+    """The stock TFX Evaluator executor, as the pipeline runs it: (blessed, failures)."""
+    root = setup["root"] / "tfx"
+    examples = standard_artifacts.Examples()
+    examples.uri = str(root / "examples")
+    examples.split_names = artifact_utils.encode_split_names(["eval"])
+    if not os.path.exists(examples.uri):
+        os.makedirs(os.path.join(examples.uri, "Split-eval"))
+        shutil.copy(setup["data"], os.path.join(examples.uri, "Split-eval", "data.tfrecord"))
+
+    def model_artifact(name):
+        artifact = standard_artifacts.Model()
+        artifact.uri = str(root / name)
+        if not os.path.exists(artifact.uri):
+            shutil.copytree(setup["models"][name], os.path.join(artifact.uri, "Format-Serving"))
+        return artifact
+
+    inputs = {specs.EXAMPLES_KEY: [examples], specs.MODEL_KEY: [model_artifact(candidate)]}
+    if baseline:
+        inputs[specs.BASELINE_MODEL_KEY] = [model_artifact(baseline)]
+    evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
+    evaluation.uri, blessing.uri = str(root / tag / "evaluation"), str(root / tag / "blessing")
+    os.makedirs(evaluation.uri)
+    os.makedirs(blessing.uri)
+    evaluator_executor.Executor().Do(
+        inputs,
+        {specs.EVALUATION_KEY: [evaluation], specs.BLESSING_KEY: [blessing]},
+        {
+            specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(config),
+            specs.EXAMPLE_SPLITS_KEY: json.dumps(["eval"]),
+        },
+    )
+    failures = _failures(tfma.load_validation_result(evaluation.uri))
+    return bool(blessing.get_int_custom_property("blessed")), failures
+
+
+def test_tfx_evaluator_blocks_a_regression(setup):
+    """The pipeline's path. The first run without a baseline (change threshold dropped) is
+    covered by eval_config_test.test_first_run_without_baseline_drops_the_change_threshold."""
+    bad = em.precision_at_one(setup["embeddings"]["bad"], setup["labels"])
+    config = create_eval_config(bad - 0.05, max_regression=0.01, with_baseline=True)
+    blessed, failures = _tfx_evaluate(setup, "regression_tfx", "bad", "good", config)
+    # Not blessed because of the baseline only: the lower bound alone passes.
+    assert not blessed and failures == [("precision_at_1", "candidate", True, "")]
+
+
+def test_legacy_precision_at_one_configs(setup):
+    """PrecisionAtOne as configured before EmbeddingMetrics: label from the ModelSpec, and
+    (renamed) from the parsed features; one failing and one passing lower bound."""
+    expected = em.precision_at_one(setup["embeddings"]["good"], setup["labels"])
+
+    def metric(config: str, lower_bound: float) -> tfma.MetricConfig:
+        return tfma.MetricConfig(
+            class_name="PrecisionAtOne",
+            module=MODULE,
+            config=config,
+            threshold=tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound})
+            ),
+        )
+
+    config = tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key="label",
+                prediction_key="embedding",
+                preprocessing_function_names=[],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    metric("", expected + 0.05),
+                    metric('{"name": "p1_from_features", "label_key": "label"}', expected - 0.05),
+                ]
+            )
+        ],
+    )
+    metrics, failures = _run(setup, "legacy", config, {"": "good"})
+    assert metrics[""] == {
+        "precision_at_1": pytest.approx(expected, abs=1e-9),
+        "p1_from_features": pytest.approx(expected, abs=1e-9),
+    }
+    assert failures == [("precision_at_1", "", False, "")]

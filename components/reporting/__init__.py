@@ -1,0 +1,1 @@
+"""Figures and exports that show a person what an embedding model learned."""

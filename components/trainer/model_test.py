@@ -1,0 +1,62 @@
+"""Every embedding network builds and serves unit-norm embeddings of the right shape."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.trainer import model, run
+from components.trainer.hparams import HParams
+
+
+@pytest.mark.parametrize(
+    "name,size,channels",
+    [("cnn", 28, 1), ("mlp", 28, 1), ("resnet", 64, 3), ("resnet", 96, 3), ("cnn", 96, 3)],
+)
+def test_served_embeddings_are_unit_norm_with_the_right_shape(name, size, channels):
+    _, network = model.build_networks(size, channels, 16, name, width=8)
+    images = np.random.default_rng(0).normal(size=(3, size, size, channels)).astype(np.float32)
+    embeddings = network(images, training=False).numpy()
+    assert embeddings.shape == (3, 16) and embeddings.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_mlp_is_the_notebooks_network_trained_on_its_sigmoid_output():
+    training, served = model.build_networks(28, 1, 64, "mlp")
+    dense = [layer for layer in training.layers if isinstance(layer, tf.keras.layers.Dense)]
+    assert [(d.units, d.activation.__name__) for d in dense] == [(64, "relu"), (64, "sigmoid")]
+    assert training.count_params() == 784 * 64 + 64 + 64 * 64 + 64
+    images = np.random.default_rng(1).normal(size=(4, 28, 28, 1)).astype(np.float32)
+    raw = training(images).numpy()
+    assert np.all((raw > 0) & (raw < 1))
+    np.testing.assert_allclose(
+        served(images).numpy(), raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-5
+    )
+
+
+def test_siamese_model_has_three_branches_sharing_one_network():
+    training, served = model.build_networks(8, 1, 4, "mlp")
+    siamese = model.SiameseModel(training, margin=0.2, embedding_network=served)
+    assert [i.name for i in siamese.siamese_network.inputs] == list(model.TRIPLET_INPUTS)
+    assert len(siamese.siamese_network.trainable_weights) == len(training.trainable_weights)
+    x = np.random.default_rng(2).normal(size=(2, 8, 8, 1)).astype(np.float32)
+    anchor, positive, negative = siamese({"anchor": x, "positive": x, "negative": x[::-1]})
+    np.testing.assert_allclose(anchor.numpy(), positive.numpy())
+
+
+def test_float32_copy_of_a_mixed_precision_network_gives_the_same_embeddings():
+    hparams = HParams(image_size=16, width=8, embedding_dim=8)
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        _, network = model.build_networks(16, 1, 8, "cnn", width=8)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+    copy = run.float32_copy(network, hparams, "mixed_bfloat16")
+    assert copy.layers[1].compute_dtype == "float32"
+    images = np.random.default_rng(3).normal(size=(5, 16, 16, 1)).astype(np.float32)
+    np.testing.assert_allclose(copy(images).numpy(), network(images).numpy(), atol=0.05)
+
+
+def test_unknown_model_is_rejected():
+    with pytest.raises(ValueError, match="unknown model"):
+        model.build_networks(28, 1, 8, "vgg")

@@ -1,0 +1,135 @@
+"""The training loop: learning-rate schedule, backup directory, and a real resume after a crash."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.trainer import run
+from components.trainer.hparams import HParams
+
+
+def test_warmup_cosine_rises_linearly_then_decays_to_zero():
+    schedule = run.WarmupCosine(peak=1e-2, total_steps=100, warmup_steps=10)
+    rates = np.array([float(schedule(step)) for step in range(120)])
+    np.testing.assert_allclose(rates[:10], 1e-2 * np.arange(1, 11) / 10, rtol=1e-6)
+    np.testing.assert_allclose(rates[10], 1e-2, rtol=1e-6)
+    assert np.all(np.diff(rates[10:100]) < 0)
+    np.testing.assert_allclose(rates[55], 0.5e-2, rtol=1e-5)  # halfway through the decay
+    np.testing.assert_allclose(rates[100:], 0.0, atol=1e-12)
+    assert run.WarmupCosine(**schedule.get_config())(42) == schedule(42)
+
+
+def test_learning_rate_follows_the_hyperparameters():
+    constant = HParams(lr_schedule="constant", learning_rate=3e-4)
+    assert run.learning_rate(constant, 50) == 3e-4
+    cosine = run.learning_rate(HParams(epochs=4, warmup_epochs=0.5, learning_rate=1e-3), 50)
+    assert (cosine.total_steps, cosine.warmup_steps, cosine.peak) == (200, 25, 1e-3)
+
+
+def test_precision_policy():
+    assert run.precision_policy("off") == "float32"
+    assert run.precision_policy("bfloat16") == "mixed_bfloat16"
+    expected = "mixed_bfloat16" if run.cpu_has_bfloat16_units() else "float32"
+    if not tf.config.list_physical_devices("GPU"):
+        assert run.precision_policy("auto") == expected
+
+
+def test_backup_dir_is_stable_across_reruns_and_changes_with_inputs_or_hparams():
+    inputs = {"train_files": ["/root/Transform/transformed_examples/5/Split-train/*"]}
+    first = run.backup_dir_for("/root/Trainer/model_run/7", HParams(), inputs)
+    assert first.startswith("/root/Trainer/training_backup/")
+    assert run.backup_dir_for("/root/Trainer/model_run/9/", HParams(), inputs) == first
+    assert run.backup_dir_for("/root/Trainer/model_run/9", HParams(epochs=9), inputs) != first
+    other_inputs = {"train_files": ["/root/Transform/transformed_examples/6/Split-train/*"]}
+    assert run.backup_dir_for("/root/Trainer/model_run/9", HParams(), other_inputs) != first
+
+
+TINY = HParams(
+    image_size=8,
+    model="cnn",
+    width=4,
+    embedding_dim=8,
+    identities_per_batch=3,
+    images_per_identity=4,
+    epochs=3,
+    steps_per_epoch=4,
+    learning_rate=1e-2,
+    warmup_epochs=0.25,
+    mixed_precision="off",
+)
+
+
+def tiny_dataset(identities=4, per_identity=8):
+    """A few dozen 8x8 images: a per-identity pattern plus noise."""
+    rng = np.random.default_rng(0)
+    patterns = rng.normal(size=(identities, 8, 8, 1))
+    labels = np.repeat(np.arange(identities), per_identity).astype(np.int64)
+    images = (patterns[labels] + 0.3 * rng.normal(size=(len(labels), 8, 8, 1))).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices((images, labels)), len(labels)
+
+
+class Preempted(RuntimeError):
+    pass
+
+
+class PreemptAfterFirstEpoch(tf.keras.callbacks.Callback):
+    """Stands in for a preempted node: training dies right after epoch 1 (backed up)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.weights = [w.copy() for w in self.model.get_weights()]
+            self.iterations = int(self.model.optimizer.iterations.numpy())
+            raise Preempted("node preempted")
+
+
+class Recorder(tf.keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_train_begin(self, logs=None):
+        self.weights = [w.copy() for w in self.model.get_weights()]
+        self.iterations = int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
+    examples, count = tiny_dataset()
+    trainable = np.ones(4, dtype=bool)
+    backup_dir = str(tmp_path / "backup")
+    crash = PreemptAfterFirstEpoch()
+    with pytest.raises(Preempted):
+        run.fit(
+            TINY, examples, examples, trainable, count, backup_dir=backup_dir, callbacks=[crash]
+        )
+    assert os.listdir(backup_dir)
+
+    recorder = Recorder()
+    result = run.fit(
+        TINY,
+        examples,
+        examples,
+        trainable,
+        count,
+        log_dir=str(tmp_path / "logs"),
+        backup_dir=backup_dir,
+        callbacks=[recorder],
+    )
+    assert recorder.epochs == [1, 2]  # epochs 2 and 3, counting from 1
+    assert recorder.iterations == crash.iterations == TINY.steps_per_epoch
+    for restored, saved in zip(recorder.weights, crash.weights, strict=True):
+        np.testing.assert_array_equal(restored, saved)
+    assert result.epochs_run == 2 and len(result.history["loss"]) == 2
+    assert {"loss", "active_triplets", "val_loss", "learning_rate"} <= set(result.history)
+    assert not os.path.exists(backup_dir) or not os.listdir(backup_dir)  # deleted when done
+    # TensorBoard got the per-epoch loss, active-triplet share and learning rate.
+    tags = set()
+    for root, _, files in os.walk(tmp_path / "logs" / "train"):
+        for name in files:
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                tags.update(value.tag for value in event.summary.value)
+    assert {"epoch_loss", "epoch_active_triplets", "epoch_learning_rate"} <= tags
