@@ -1,7 +1,8 @@
 """The real pipeline, end to end, on a small folder-per-identity dataset.
 
 Runs every component locally (Beam DirectRunner, SQLite ML Metadata), serves the pushed model,
-and re-runs to check that the cache is hit.
+re-runs to check that the cache is hit, then trains a deliberately worse model (one step) that
+the baseline comparison must refuse, and writes the HTML report.
 """
 
 import glob
@@ -19,7 +20,17 @@ from pipeline import cli
 
 pytestmark = pytest.mark.e2e
 
+UPSTREAM = {
+    "ExampleGen",
+    "StatisticsGen",
+    "SchemaGen",
+    "ExampleValidator",
+    "AnomalyGate",
+    "Transform",
+}
 COMPONENTS = {
+    "LatestBlessedModelResolver",
+    "EmbeddingReport",
     "ExampleGen",
     "StatisticsGen",
     "SchemaGen",
@@ -56,11 +67,18 @@ def runs(identity_folders, tmp_path_factory):
     second_code = cli.main(argv)
     with open(os.path.join(output_dir, "summary.json")) as f:
         second = json.load(f)
-    return output_dir, (first_code, first), (second_code, second)
+    versions = sorted(os.listdir(os.path.join(output_dir, "serving_model")))
+    worse_code = cli.main(
+        [*argv, "--epochs", "1", "--steps-per-epoch", "1", "--learning-rate", "0"]
+    )
+    with open(os.path.join(output_dir, "summary.json")) as f:
+        worse = json.load(f)
+    worse["versions_before"] = versions
+    return output_dir, (first_code, first), (second_code, second), (worse_code, worse)
 
 
 def test_every_component_ran_and_the_model_was_blessed_and_pushed(runs):
-    output_dir, (code, summary), _ = runs
+    output_dir, (code, summary), *_ = runs
     assert code == 0
     assert summary["components"] == dict.fromkeys(COMPONENTS, "COMPLETE")
     assert summary["blessed"] is True
@@ -79,7 +97,7 @@ def serialized(path):
 
 
 def test_pushed_model_serves_unit_norm_embeddings_that_group_identities(runs, identity_folders):
-    _, (_, summary), _ = runs
+    _, (_, summary), *_ = runs
     model = tf.saved_model.load(summary["pushed_model_dir"])
     serve = model.signatures["serving_default"]
     paths = sorted(glob.glob(str(identity_folders / "*" / "*")))
@@ -94,7 +112,7 @@ def test_pushed_model_serves_unit_norm_embeddings_that_group_identities(runs, id
 
 
 def test_serving_accepts_any_size_and_colour(runs):
-    _, (_, summary), _ = runs
+    _, (_, summary), *_ = runs
     serve = tf.saved_model.load(summary["pushed_model_dir"]).signatures["serving_default"]
     examples = []
     for size, mode, image_format in [((64, 48), "RGB", "JPEG"), ((5, 7), "L", "PNG")]:
@@ -108,8 +126,47 @@ def test_serving_accepts_any_size_and_colour(runs):
 
 
 def test_second_run_hits_the_cache(runs):
-    _, (_, first), (code, second) = runs
+    _, (_, first), (code, second), _ = runs
     assert code == 0
-    assert second["components"] == dict.fromkeys(COMPONENTS, "CACHED")
     assert second["run_id"] != first["run_id"]
-    assert second["pushed_model_dir"] == first["pushed_model_dir"]
+    cached = UPSTREAM | {"Trainer", "EmbeddingReport"}
+    assert {c: second["components"][c] for c in cached} == dict.fromkeys(cached, "CACHED")
+    # Same model: the Evaluator re-checks it against itself as the latest blessed baseline.
+    assert second["metrics"] == pytest.approx(first["metrics"], nan_ok=True)
+    assert second["baseline_metrics"]["precision_at_1"] == pytest.approx(
+        first["metrics"]["precision_at_1"]
+    )
+
+
+def test_a_worse_model_is_not_blessed_nor_pushed_and_the_report_says_why(runs):
+    output_dir, (_, good), _, (code, worse) = runs
+    assert code == 2
+    assert worse["blessed"] is False and worse["pushed_model_dir"] is None
+    assert worse["components"]["Trainer"] == "COMPLETE"
+    assert worse["metrics"]["precision_at_1"] < good["metrics"]["precision_at_1"] - 0.01
+    reasons = " ".join(worse["blessing_reasons"])
+    assert "fails the change threshold" in reasons and "latest blessed baseline" in reasons
+    assert sorted(os.listdir(os.path.join(output_dir, "serving_model"))) == worse["versions_before"]
+
+    assert cli.main(["report", "--output-dir", output_dir]) == 0
+    with open(os.path.join(output_dir, "report.html")) as f:
+        page = f.read()
+    assert "Not blessed, not pushed" in page and "fails the change threshold" in page
+    figures = glob.glob(os.path.join(worse["artifacts"]["embedding_report"], "*.png"))
+    figures += glob.glob(os.path.join(worse["artifacts"]["model_run"], "figures", "*.png"))
+    names = {os.path.basename(p) for p in figures}
+    assert {
+        "roc_curve.png",
+        "pair_distances.png",
+        "projection.png",
+        "worst_identities.png",
+        "triplet_samples.png",
+        "epoch_01.png",
+    } <= names
+    for path in figures:
+        assert os.path.getsize(path) > 1000
+    assert page.count("data:image/png;base64,") >= len(names)
+    projector_dir = os.path.join(worse["artifacts"]["embedding_report"], "projector")
+    assert {"vectors.tsv", "metadata.tsv", "sprite.png", "projector_config.pbtxt"} <= set(
+        os.listdir(projector_dir)
+    )

@@ -52,13 +52,11 @@ def create_eval_config(
     max_pairs: int = em.DEFAULT_MAX_PAIRS,
     seed: int = em.DEFAULT_SEED,
     far_targets: Sequence[float] = em.DEFAULT_FAR_TARGETS,
-    precision_at_1_lower_bound: float | None = None,
 ) -> tfma.EvalConfig:
     """Blesses a model whose `gating_metric` on the eval split passes the thresholds.
 
     Args:
-      lower_bound: the gating metric must be >= this (positional, so the historical
-        `create_eval_config(precision_at_1_lower_bound)` call keeps working).
+      lower_bound: the gating metric must be >= this.
       gating_metric: one of `gating_metric_names(recall_at_k, far_targets)`.
       max_regression: if set, the candidate's gating metric may be at most this much (absolute)
         below the baseline model's; only applies when a baseline model is evaluated.
@@ -67,13 +65,8 @@ def create_eval_config(
         key (also lower-is-better ones such as eer with an upper_bound). Each becomes its own
         MetricConfig; TFMA shares the one combiner between them.
       recall_at_k, max_pairs, seed, far_targets: EmbeddingMetrics options.
-      precision_at_1_lower_bound: former keyword name of `lower_bound` (gating on P@1 only).
     At least one of lower_bound / max_regression is required, so that something gates.
     """
-    if precision_at_1_lower_bound is not None:
-        if lower_bound is not None or gating_metric != PRECISION_AT_1:
-            raise ValueError("precision_at_1_lower_bound is an alias of lower_bound for P@1 only")
-        lower_bound = precision_at_1_lower_bound
     names = em.metric_names(recall_at_k, far_targets)
     if gating_metric not in gating_metric_names(recall_at_k, far_targets):
         raise ValueError(

@@ -34,9 +34,8 @@ def _thresholds(config: tfma.EvalConfig) -> dict:
     )
 
 
-def test_legacy_positional_call():
+def test_positional_lower_bound_gates_precision_at_1():
     config = create_eval_config(0.7)
-    assert config == create_eval_config(precision_at_1_lower_bound=0.7)
     assert config == create_eval_config(lower_bound=0.7, gating_metric="precision_at_1")
     (spec,) = config.model_specs
     assert (spec.name, spec.label_key, spec.prediction_key) == ("", "label", "embedding")
@@ -118,8 +117,6 @@ def test_gating_metric_names():
         {"lower_bound": 0.5, "gating_metric": "eer"},  # Lower is better: not a lower bound.
         {"lower_bound": 0.5, "gating_metric": "recall_at_3"},  # Not emitted.
         {"lower_bound": 0.5, "max_regression": -0.01},
-        {"lower_bound": 0.5, "precision_at_1_lower_bound": 0.5},
-        {"precision_at_1_lower_bound": 0.5, "gating_metric": "map_at_r"},
         {"lower_bound": 0.5, "extra_thresholds": {"recall_at_3": _value(lower=0.1)}},
         {"lower_bound": 0.5, "extra_thresholds": {"precision_at_1": _value(lower=0.1)}},
     ],
