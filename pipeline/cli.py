@@ -1,10 +1,11 @@
-"""The `siamese-tfx` command line: `run` trains and pushes on local data."""
+"""The `siamese-tfx` command line: `run` locally, `compile kubeflow`, and `report`."""
 
 import argparse
 import dataclasses
 import logging
 import sys
 
+from components.evaluator.embedding_metrics import gating_metric_names
 from components.trainer.hparams import LR_SCHEDULES, MIXED_PRECISION, MODELS, STRATEGIES, HParams
 from pipeline import configs
 
@@ -221,7 +222,7 @@ def add_blessing_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--gating-metric",
         default=configs.DEFAULT_GATING_METRIC,
-        choices=gating_metric_choices(),
+        choices=gating_metric_names(),
         help="eval metric that decides the blessing (default %(default)s)",
     )
     group.add_argument(
@@ -243,21 +244,6 @@ def add_blessing_options(parser: argparse.ArgumentParser) -> None:
         default=configs.DEFAULT_REPORT_EXAMPLES,
         help="eval examples embedded for the figures and projector (default %(default)s)",
     )
-
-
-def gating_metric_choices() -> list[str]:
-    """Higher-is-better metrics of components.evaluator.embedding_metrics (default k, FAR)."""
-    return [
-        "precision_at_1",
-        "recall_at_1",
-        "recall_at_5",
-        "recall_at_10",
-        "r_precision",
-        "map_at_r",
-        "roc_auc",
-        "val_at_far_1e-3",
-        "val_at_far_1e-2",
-    ]
 
 
 def blessing_from(args: argparse.Namespace) -> dict:

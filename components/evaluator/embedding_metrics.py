@@ -139,6 +139,22 @@ def metric_names(
     return names
 
 
+_NOT_GATEABLE = {EER, MEAN_POSITIVE_DISTANCE, MEAN_NEGATIVE_DISTANCE, DISTANCE_GAP}
+
+
+def gating_metric_names(
+    recall_at_k: Sequence[int] = DEFAULT_RECALL_AT_K,
+    far_targets: Sequence[float] = DEFAULT_FAR_TARGETS,
+) -> list[str]:
+    """Metrics where higher is better on a fixed 0..1 scale: valid `gating_metric`s."""
+    thresholds = {threshold_name(far) for far in far_targets}
+    return [
+        name
+        for name in metric_names(recall_at_k, far_targets)
+        if name not in _NOT_GATEABLE and name not in thresholds
+    ]
+
+
 def _prepare(embeddings, labels) -> tuple[np.ndarray, np.ndarray]:
     emb = np.asarray(embeddings, dtype=np.float64)
     if emb.ndim != 2:

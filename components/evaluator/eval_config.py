@@ -19,26 +19,13 @@ from collections.abc import Mapping, Sequence
 import tensorflow_model_analysis as tfma
 
 from components.evaluator import embedding_metrics as em
+from components.evaluator.embedding_metrics import gating_metric_names
 
 METRICS_MODULE = "components.evaluator.retrieval_metrics"
 METRICS_CLASS = "EmbeddingMetrics"
 PRECISION_AT_1 = em.PRECISION_AT_1
 CANDIDATE_MODEL = tfma.CANDIDATE_KEY  # "candidate"
 BASELINE_MODEL = tfma.BASELINE_KEY  # "baseline"
-_NOT_GATEABLE = {em.EER, em.MEAN_POSITIVE_DISTANCE, em.MEAN_NEGATIVE_DISTANCE, em.DISTANCE_GAP}
-
-
-def gating_metric_names(
-    recall_at_k: Sequence[int] = em.DEFAULT_RECALL_AT_K,
-    far_targets: Sequence[float] = em.DEFAULT_FAR_TARGETS,
-) -> list[str]:
-    """Metrics where higher is better on a fixed 0..1 scale: valid `gating_metric`s."""
-    thresholds = {em.threshold_name(far) for far in far_targets}
-    return [
-        name
-        for name in em.metric_names(recall_at_k, far_targets)
-        if name not in _NOT_GATEABLE and name not in thresholds
-    ]
 
 
 def create_eval_config(
