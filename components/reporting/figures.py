@@ -1,5 +1,7 @@
 """Matplotlib figures of embeddings, training progress and verification, saved as PNG files."""
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -45,8 +47,17 @@ def _scatter_by_identity(ax, points, labels):
 
 
 def save(fig, path: str) -> str:
+    """Saves and closes a figure; remote paths (gs://, s3://) go through tf.io.gfile."""
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    if "://" not in path:
+        fig.savefig(path, dpi=90)
+    else:
+        import tensorflow as tf
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90)
+        with tf.io.gfile.GFile(path, "wb") as f:
+            f.write(buffer.getvalue())
     plt.close(fig)
     return path
 

@@ -50,7 +50,7 @@ class TrainingFigures(tf.keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {}
 
     def on_train_begin(self, logs=None):
-        os.makedirs(self.directory, exist_ok=True)
+        tf.io.gfile.makedirs(self.directory)
         anchors, positives, negatives = sample_triplets(self.train_images, self.train_labels)
         if anchors:
             figures.triplet_samples(
@@ -61,7 +61,8 @@ class TrainingFigures(tf.keras.callbacks.Callback):
         for name in ("loss", "val_loss"):
             if logs and name in logs:
                 self.history.setdefault(name, []).append(float(logs[name]))
-        embed = self.embed or (lambda images: self.model(images, training=False))
+        network = getattr(self.model, "embedding_network", self.model)
+        embed = self.embed or (lambda images: network(images, training=False))
         embeddings = np.concatenate(
             [
                 np.asarray(embed(self.eval_images[i : i + 256]))

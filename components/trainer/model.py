@@ -23,14 +23,16 @@ def conv_block(x, filters: int):
     return keras.layers.MaxPooling2D()(x)
 
 
-def cnn_features(images, image_size: int, width: int = 32):
-    """Conv blocks (conv, batch norm, ReLU, max pool) halve the image until it is at most 7x7,
-    doubling filters from `width` (to 256 at most), then a 128-unit dense layer."""
+def cnn_features(images, image_size: int, width: int = 32, smallest: int = 4):
+    """Conv blocks (conv, batch norm, ReLU, max pool) halve the image until it is at most
+    `smallest` pixels wide, doubling the filters from `width` (to 256 at most), then a 128-unit
+    dense layer with batch norm. On 28x28: 32, 64 and 128 filters at 28, 14 and 7 pixels, 3x3
+    out (on Fashion-MNIST this third block beat two blocks at the same training time)."""
     x, size, filters = images, image_size, width
     while True:
         x = conv_block(x, filters)
         size, filters = size // 2, min(filters * 2, 256)
-        if size <= 7:
+        if size <= smallest:
             break
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(128, use_bias=False)(x)

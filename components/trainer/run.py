@@ -17,6 +17,7 @@ import tensorflow_transform as tft
 from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from components.reporting.training_figures import TrainingFigures, take_sample
 from components.trainer import data, export, model, triplet_loss
 from components.trainer.hparams import HParams
 
@@ -370,6 +371,16 @@ def train(
     counts = data.identity_counts(tf_transform_output)
     trainable = data.trainable_identities(tf_transform_output)
     train_images = sum(count for count in counts.values() if count >= 2)
+    figures = TrainingFigures(
+        os.path.join(log_dir, "figures"),
+        eval_sample=take_sample(
+            data.read_transformed(eval_files, tf_transform_output, False, hparams.seed).batch(256)
+        ),
+        train_sample=take_sample(
+            data.read_transformed(train_files, tf_transform_output, True, hparams.seed).batch(256),
+            count=256,
+        ),
+    )
     return fit(
         hparams,
         data.read_transformed(train_files, tf_transform_output, True, hparams.seed),
@@ -378,6 +389,7 @@ def train(
         train_images,
         log_dir=log_dir,
         backup_dir=backup_dir,
+        callbacks=(figures,),
     )
 
 
