@@ -1,8 +1,8 @@
 """Training hyperparameters, read from the Trainer's custom_config.
 
 The defaults are the ones tuned with benchmarks/triplet_benchmark.py on Fashion-MNIST within
-5 minutes of training on 2 CPU cores (benchmarks/RESULTS.md): a conv net with batch norm, online
-semi-hard mining over 10 x 24 class-balanced batches, margin 0.5, Adam with 2e-3 peak, linear
+5 minutes of training on 2 CPU cores (benchmarks/RESULTS.md): a 3-block conv net with batch norm,
+online semi-hard mining over 10 x 24 class-balanced batches, margin 0.5, Adam with 2e-3 peak, linear
 warm-up and cosine decay, 12 epochs, bfloat16 mixed precision where the CPU has bf16 units.
 """
 

@@ -93,7 +93,8 @@ def learning_rate(hparams: HParams, steps_per_epoch: int):
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """One log line per epoch (loss, share of active triplets, eval loss, learning rate, speed).
+    """One line per epoch on stdout (loss, share of active triplets, eval loss, learning rate,
+    speed).
 
     Also puts `learning_rate` into the epoch logs, so the TensorBoard callback after it and the
     History get it, and records the training time of each epoch without its evaluation.
@@ -140,7 +141,9 @@ class EpochLogger(keras.callbacks.Callback):
             f", lr {logs['learning_rate']:.2e}, {seconds:.1f} s, "
             f"{self.images_per_epoch / max(seconds, 1e-9):.0f} images/s"
         )
-        logging.info("%s", line)
+        # Printed like Keras's own verbose=2 epoch line (which this replaces), so it shows in
+        # the CLI, the Trainer's log and a notebook whatever the logging set-up.
+        print(line, flush=True)
 
 
 @dataclasses.dataclass
@@ -353,7 +356,7 @@ def backup_dir_for(model_run_dir: str, hparams: HParams, inputs: dict) -> str:
     settings = {k: v for k, v in hparams.to_config().items() if k != "backup_dir"}
     key = json.dumps({"hparams": settings, "inputs": inputs}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    run_parent = os.path.dirname(os.path.normpath(model_run_dir))
+    run_parent = os.path.dirname(model_run_dir.rstrip("/"))  # No normpath: it breaks gs://.
     if os.path.basename(run_parent) == "model_run":
         run_parent = os.path.dirname(run_parent)
     return os.path.join(run_parent, BACKUP_FOLDER, digest)

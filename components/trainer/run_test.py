@@ -1,5 +1,6 @@
 """The training loop: learning-rate schedule, backup directory, and a real resume after a crash."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -42,6 +43,8 @@ def test_backup_dir_is_stable_across_reruns_and_changes_with_inputs_or_hparams()
     assert first.startswith("/root/Trainer/training_backup/")
     assert run.backup_dir_for("/root/Trainer/model_run/9/", HParams(), inputs) == first
     assert run.backup_dir_for("/root/Trainer/model_run/9", HParams(epochs=9), inputs) != first
+    remote = run.backup_dir_for("gs://bucket/root/Trainer/model_run/3", HParams(), inputs)
+    assert remote.startswith("gs://bucket/root/Trainer/training_backup/")
     other_inputs = {"train_files": ["/root/Transform/transformed_examples/6/Split-train/*"]}
     assert run.backup_dir_for("/root/Trainer/model_run/9", HParams(), other_inputs) != first
 
@@ -133,3 +136,28 @@ def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
             for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
                 tags.update(value.tag for value in event.summary.value)
     assert {"epoch_loss", "epoch_active_triplets", "epoch_learning_rate"} <= tags
+
+
+class EpochWeights(tf.keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.val_losses, self.weights = [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.val_losses.append(logs["val_loss"])
+        self.weights.append([w.copy() for w in self.model.embedding_network.get_weights()])
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_eval_loss():
+    examples, count = tiny_dataset()
+    hparams = dataclasses.replace(TINY, epochs=4, early_stopping_patience=1, learning_rate=0.05)
+    recorder = EpochWeights()
+    result = run.fit(hparams, examples, examples, np.ones(4, bool), count, callbacks=[recorder])
+    best = int(np.argmin(recorder.val_losses))
+    assert result.epochs_run == len(recorder.val_losses) <= 4
+    if result.epochs_run < 4:  # stopped: the last epoch was no better than the best
+        assert best < result.epochs_run - 1
+    for final, kept in zip(
+        result.embedding_network.get_weights(), recorder.weights[best], strict=True
+    ):
+        np.testing.assert_array_equal(final, kept)
