@@ -67,13 +67,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--squared-distance",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.squared_distance,
-        help="mine and penalise squared Euclidean distances (default %(default)s)",
+        help="mine and penalise squared Euclidean distances",
     )
     group.add_argument(
         "--soft-margin",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.soft_margin,
-        help="softplus instead of a hinge with margin (not batch_all; default %(default)s)",
+        help="softplus instead of a hinge with margin (not batch_all)",
     )
     group.add_argument(
         "--identities-per-batch",
@@ -126,7 +126,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.augment,
-        help="random shifts of the training images (default %(default)s)",
+        help="random shifts of the training images",
     )
     group.add_argument(
         "--augment-shift",
@@ -138,8 +138,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--augment-flip",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.augment_flip,
-        help="with --augment: also random left-right flips; for faces, not for digits or "
-        "clothes (default %(default)s)",
+        help="with --augment: also random left-right flips; for faces, not for digits or clothes",
     )
     group.add_argument(
         "--early-stopping-patience",

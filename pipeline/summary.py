@@ -2,6 +2,7 @@
 
 import json
 import os
+import textwrap
 
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
@@ -205,11 +206,21 @@ def format_summary(summary: dict) -> str:
     dataset = summary.get("dataset") or {}
     lines = [
         f"Run {summary['run_id']}",
-        "Components: " + ", ".join(f"{k} {v.lower()}" for k, v in summary["components"].items()),
+        *textwrap.wrap(
+            "Components: "
+            + ", ".join(f"{k} {v.lower()}" for k, v in summary["components"].items()),
+            width=98,
+            subsequent_indent="  ",
+        ),
         f"Dataset: {dataset.get('name')}  examples {dataset.get('examples')}  "
         f"identities {dataset.get('identities')}",
-        "Metrics: "
-        + (", ".join(f"{k}={v:.4f}" for k, v in sorted(summary["metrics"].items())) or "none"),
+        "Metrics:",
+        *textwrap.wrap(
+            ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary["metrics"].items())) or "none",
+            width=96,
+            initial_indent="  ",
+            subsequent_indent="  ",
+        ),
         f"Blessed: {summary['blessed']}",
         *(f"  - {reason}" for reason in summary.get("blessing_reasons", [])),
         f"Pushed model: {summary['pushed_model_dir'] or 'not pushed'}",
