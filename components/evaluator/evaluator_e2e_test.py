@@ -1,8 +1,8 @@
 """End-to-end: real TFMA runs and the stock TFX Evaluator executor on tiny SavedModels.
 
 Checks that the reported metrics equal the NumPy computation on the same embeddings, that
-value thresholds on several keys, change thresholds against a baseline and the legacy
-PrecisionAtOne config gate as intended.
+value thresholds on several keys, change thresholds against a baseline and labels read from
+the parsed features gate as intended.
 """
 
 import json
@@ -226,26 +226,14 @@ def test_tfx_evaluator_blocks_a_regression(setup):
     assert not blessed and failures == [("precision_at_1", "candidate", True, "")]
 
 
-def test_legacy_precision_at_one_configs(setup):
-    """PrecisionAtOne as configured before EmbeddingMetrics: label from the ModelSpec, and
-    (renamed) from the parsed features; one failing and one passing lower bound."""
+def test_labels_from_parsed_features(setup):
+    """EmbeddingMetrics reading the label from the parsed features (config `label_key`), with
+    a failing lower bound."""
     expected = em.precision_at_one(setup["embeddings"]["good"], setup["labels"])
-
-    def metric(config: str, lower_bound: float) -> tfma.MetricConfig:
-        return tfma.MetricConfig(
-            class_name="PrecisionAtOne",
-            module=MODULE,
-            config=config,
-            threshold=tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": lower_bound})
-            ),
-        )
-
     config = tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
                 signature_name="serving_default",
-                label_key="label",
                 prediction_key="embedding",
                 preprocessing_function_names=[],
             )
@@ -254,15 +242,20 @@ def test_legacy_precision_at_one_configs(setup):
         metrics_specs=[
             tfma.MetricsSpec(
                 metrics=[
-                    metric("", expected + 0.05),
-                    metric('{"name": "p1_from_features", "label_key": "label"}', expected - 0.05),
+                    tfma.MetricConfig(
+                        class_name="EmbeddingMetrics",
+                        module=MODULE,
+                        config='{"label_key": "label"}',
+                        threshold=tfma.MetricThreshold(
+                            value_threshold=tfma.GenericValueThreshold(
+                                lower_bound={"value": expected + 0.05}
+                            )
+                        ),
+                    )
                 ]
             )
         ],
     )
-    metrics, failures = _run(setup, "legacy", config, {"": "good"})
-    assert metrics[""] == {
-        "precision_at_1": pytest.approx(expected, abs=1e-9),
-        "p1_from_features": pytest.approx(expected, abs=1e-9),
-    }
+    metrics, failures = _run(setup, "from_features", config, {"": "good"})
+    assert metrics[""]["precision_at_1"] == pytest.approx(expected, abs=1e-9)
     assert failures == [("precision_at_1", "", False, "")]

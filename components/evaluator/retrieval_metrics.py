@@ -1,7 +1,7 @@
 """Custom TFMA metrics for the stock TFX Evaluator: embedding retrieval and verification.
 
 The formulas live in `components.evaluator.embedding_metrics` (NumPy); this module only
-wraps them as `tfma.metrics.Metric`s. Both metrics below use one combiner per model/output
+wraps them as a `tfma.metrics.Metric`. It uses one combiner per model/output
 that collects every (embedding, label) pair of a slice once and computes all requested
 values in `extract_output`. All embeddings of a slice are held in memory until then.
 
@@ -21,10 +21,6 @@ seed, far_targets, label_key and block_size (otherwise the first one silently wi
 `MetricsSpec.thresholds={'map_at_r': ...}` does NOT work in TFMA 0.47.1 for this metric:
 those keys are built with example_weighted=None while post-export metrics emit
 example_weighted=False, so validation fails with "Metric not found".
-
-`PrecisionAtOne` is the older single-value metric (key `precision_at_1`, or its `name`),
-kept for existing configs; do not configure it next to EmbeddingMetrics on the same model
-(both would emit `precision_at_1` and hold the embeddings twice).
 
 Example, verified with TFMA 0.47.1 (see components/evaluator/eval_config.py):
 
@@ -49,11 +45,9 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
 from components.evaluator import embedding_metrics as em
-from components.evaluator.embedding_metrics import precision_at_one
 
-__all__ = ["EmbeddingMetrics", "PrecisionAtOne", "precision_at_one"]
+__all__ = ["EmbeddingMetrics"]
 
-PRECISION_AT_ONE_NAME = em.PRECISION_AT_1
 EMBEDDING_METRICS_DEFAULT_NAME = em.PRECISION_AT_1
 
 
@@ -87,22 +81,7 @@ class EmbeddingMetrics(metric_types.Metric):
         )
 
 
-class PrecisionAtOne(metric_types.Metric):
-    """TFMA metric `precision_at_1`: leave-one-out nearest-neighbour accuracy."""
-
-    def __init__(
-        self,
-        name: str = PRECISION_AT_ONE_NAME,
-        label_key: str | None = None,
-        block_size: int = em.DEFAULT_BLOCK_SIZE,
-    ):
-        super().__init__(
-            _precision_at_one_computations, name=name, label_key=label_key, block_size=block_size
-        )
-
-
 metric_types.register_metric(EmbeddingMetrics)
-metric_types.register_metric(PrecisionAtOne)
 
 
 def _embedding_metrics_computations(
@@ -129,7 +108,7 @@ def _embedding_metrics_computations(
     )
     names = em.metric_names(recall_at_k, far_targets)
     return _computations(
-        dict(zip(names, names, strict=True)),
+        names,
         compute,
         label_key,
         eval_config,
@@ -137,35 +116,10 @@ def _embedding_metrics_computations(
         output_names,
         example_weighted,
     )
-
-
-def _precision_at_one_computations(
-    name: str = PRECISION_AT_ONE_NAME,
-    label_key: str | None = None,
-    block_size: int = em.DEFAULT_BLOCK_SIZE,
-    eval_config: config_pb2.EvalConfig | None = None,
-    model_names: list[str] | None = None,
-    output_names: list[str] | None = None,
-    example_weighted: bool = False,
-) -> metric_types.MetricComputations:
-    compute = functools.partial(_precision_at_one_dict, block_size=block_size)
-    return _computations(
-        {em.PRECISION_AT_1: name},
-        compute,
-        label_key,
-        eval_config,
-        model_names,
-        output_names,
-        example_weighted,
-    )
-
-
-def _precision_at_one_dict(embeddings, labels, block_size: int) -> dict[str, float]:
-    return {em.PRECISION_AT_1: precision_at_one(embeddings, labels, block_size)}
 
 
 def _computations(
-    key_names: dict[str, str],
+    names: list[str],
     compute: Callable[..., dict[str, float]],
     label_key: str | None,
     eval_config: config_pb2.EvalConfig | None,
@@ -173,7 +127,7 @@ def _computations(
     output_names: list[str] | None,
     example_weighted: bool,
 ) -> metric_types.MetricComputations:
-    """One computation per model and output; `key_names` maps formula name -> key name."""
+    """One computation per model and output, emitting every name in `names`."""
     preprocessors = None
     if label_key:
         preprocessors = [metric_types.FeaturePreprocessor(feature_keys=[label_key])]
@@ -181,13 +135,13 @@ def _computations(
     for model_name in model_names or [""]:
         for output_name in output_names or [""]:
             keys = {
-                formula: metric_types.MetricKey(
-                    name=key_name,
+                name: metric_types.MetricKey(
+                    name=name,
                     model_name=model_name,
                     output_name=output_name,
                     example_weighted=example_weighted,
                 )
-                for formula, key_name in key_names.items()
+                for name in names
             }
             computations.append(
                 metric_types.MetricComputation(

@@ -12,7 +12,8 @@ from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_e
 from tensorflow_model_analysis.metrics import metric_specs, metric_types
 
 from components.evaluator import embedding_metrics as em
-from components.evaluator.retrieval_metrics import EmbeddingMetrics, precision_at_one
+from components.evaluator.embedding_metrics import precision_at_one
+from components.evaluator.retrieval_metrics import EmbeddingMetrics
 
 MODULE = "components.evaluator.retrieval_metrics"
 
@@ -138,9 +139,3 @@ def test_combiner_collects_once_and_emits_every_key():
     assert all(key.example_weighted is False and key.model_name == "" for key in output)
     empty = combiner.extract_output(combiner.create_accumulator())
     assert len(empty) == len(expected) and all(math.isnan(v) for v in empty.values())
-
-
-def test_precision_at_one_wrapper_keeps_its_key():
-    metric = metric_specs.metric_instance(_metric_config("", class_name="PrecisionAtOne"))
-    (computation,) = metric.computations(model_names=["m"])
-    assert computation.keys == [metric_types.MetricKey(name="precision_at_1", model_name="m")]
