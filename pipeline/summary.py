@@ -20,13 +20,15 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
 
 
 def latest_run(store, pipeline_name: str):
+    """The newest pipeline_run context of `pipeline_name`, or None."""
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline is None:
+        return None
     runs = [
         c
         for c in store.get_contexts_by_type("pipeline_run")
-        if pipeline and pipeline.id in {p.id for p in store.get_parent_contexts_by_context(c.id)}
+        if pipeline.id in {p.id for p in store.get_parent_contexts_by_context(c.id)}
     ]
-    runs = runs or store.get_contexts_by_type("pipeline_run")
     return max(runs, key=lambda c: c.create_time_since_epoch) if runs else None
 
 
@@ -170,9 +172,7 @@ def build_summary(
     }
     if "ExampleStatistics" in artifacts:
         stats = artifacts["ExampleStatistics"][-1]
-        splits = artifact_utils.decode_split_names(
-            _custom(stats, "split_names") or stats.properties["split_names"].string_value
-        )
+        splits = artifact_utils.decode_split_names(stats.properties["split_names"].string_value)
         summary["dataset"] = dataset_summary(stats.uri, splits, dataset_name)
     if "ModelEvaluation" in artifacts:
         uri = artifacts["ModelEvaluation"][-1].uri

@@ -28,16 +28,10 @@ UPSTREAM = {
     "AnomalyGate",
     "Transform",
 }
-COMPONENTS = {
-    "LatestBlessedModelResolver",
-    "EmbeddingReport",
-    "ExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "ExampleValidator",
-    "AnomalyGate",
-    "Transform",
+COMPONENTS = UPSTREAM | {
     "Trainer",
+    "EmbeddingReport",
+    "LatestBlessedModelResolver",
     "Evaluator",
     "Pusher",
 }
