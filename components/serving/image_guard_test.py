@@ -26,7 +26,12 @@ def png_declaring(width, height):
     ihdr = struct.pack(">I", len(header)) + chunk + struct.pack(">I", zlib.crc32(chunk))
     row = b"\x00" + b"\x00" * width
     data = zlib.compress(row * 64, 9)  # the first rows only: small on disk
-    idat = struct.pack(">I", len(data)) + b"IDAT" + data + struct.pack(">I", zlib.crc32(b"IDAT" + data))
+    idat = (
+        struct.pack(">I", len(data))
+        + b"IDAT"
+        + data
+        + struct.pack(">I", zlib.crc32(b"IDAT" + data))
+    )
     return b"\x89PNG\r\n\x1a\n" + ihdr + idat
 
 

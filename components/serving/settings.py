@@ -55,4 +55,3 @@ class ServingSettings:
         if unknown:
             raise ValueError(f"unknown serving settings {sorted(unknown)}; known: {sorted(names)}")
         return cls(**config)
-
