@@ -1,4 +1,4 @@
-"""The `siamese-tfx` command line: `run` locally, `compile kubeflow`, and `report`."""
+"""The `siamese-tfx` command line: `run` locally, `compile kubeflow`, `report` and `predict`."""
 
 import argparse
 import dataclasses
@@ -6,6 +6,7 @@ import logging
 import sys
 
 from components.evaluator.embedding_metrics import gating_metric_names
+from components.serving.settings import GALLERY_MODES, ServingSettings
 from components.trainer.hparams import LR_SCHEDULES, MIXED_PRECISION, MODELS, STRATEGIES, HParams
 from pipeline import configs
 
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default %(default)s; IDX data keeps its train/t10k files)",
     )
     add_blessing_options(run)
+    add_serving_options(run)
     add_training_options(run)
     report = commands.add_parser(
         "report",
@@ -210,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=configs.DEFAULT_OUTPUT_DIR,
         help="the run's output dir (default %(default)s)",
     )
+    add_predict_parser(commands)
     from pipeline import kubeflow_runner  # Not at the top: it imports this module.
 
     kubeflow_runner.add_compile_parser(commands)
@@ -255,6 +258,77 @@ def blessing_from(args: argparse.Namespace) -> dict:
     }
 
 
+def add_serving_options(parser: argparse.ArgumentParser) -> None:
+    defaults = ServingSettings()
+    group = parser.add_argument_group("serving (verify and identify signatures)")
+    group.add_argument(
+        "--far",
+        type=float,
+        default=defaults.far,
+        help="false accept rate at which the verify/identify threshold is calibrated on the "
+        "eval split's pairs; falls back to a larger FAR when there are too few pairs "
+        "(default %(default)s)",
+    )
+    group.add_argument(
+        "--top-k",
+        type=int,
+        default=defaults.top_k,
+        help="nearest gallery entries identify returns (default %(default)s)",
+    )
+    gallery = group.add_mutually_exclusive_group()
+    gallery.add_argument(
+        "--gallery",
+        default=defaults.gallery,
+        metavar="PATH",
+        help="dataset (any --data format) whose identities identify searches; "
+        "default: the train split",
+    )
+    gallery.add_argument(
+        "--no-gallery",
+        action="store_true",
+        help="no gallery: the served model has no identify signature",
+    )
+    group.add_argument(
+        "--gallery-mode",
+        choices=GALLERY_MODES,
+        default=defaults.gallery_mode,
+        help="one gallery entry per image, or one mean embedding per identity "
+        "(default %(default)s)",
+    )
+    group.add_argument(
+        "--max-gallery",
+        type=int,
+        default=defaults.max_gallery,
+        help="most gallery entries kept; more are cut to a random subset with a warning "
+        "(default %(default)s)",
+    )
+    group.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=defaults.max_image_pixels,
+        help="the served model refuses images whose header declares more pixels, before "
+        "decoding them (default %(default)s)",
+    )
+
+
+def serving_from(args: argparse.Namespace) -> ServingSettings:
+    return ServingSettings(
+        far=args.far,
+        top_k=args.top_k,
+        gallery=args.gallery,
+        with_gallery=not args.no_gallery,
+        gallery_mode=args.gallery_mode,
+        max_gallery=args.max_gallery,
+        max_image_pixels=args.max_image_pixels,
+    )
+
+
+def add_predict_parser(commands) -> None:
+    from pipeline import predict  # No TensorFlow at import time.
+
+    predict.add_parser(commands)
+
+
 def hparams_from(args: argparse.Namespace) -> dict:
     names = [f.name for f in dataclasses.fields(HParams)]
     return HParams(**{name: getattr(args, name) for name in names}).to_config()
@@ -276,6 +350,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline import kubeflow_runner
 
         return kubeflow_runner.compile_from_args(args, beam_args)
+    if args.command == "predict":
+        from pipeline import predict
+
+        return predict.main(args)
     if args.command == "report":
         from pipeline import report
 
@@ -285,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"siamese-tfx: {error}", file=sys.stderr)
             return 1
         return 0
+    try:
+        serving = serving_from(args)
+    except ValueError as error:
+        print(f"siamese-tfx: serving options: {error}", file=sys.stderr)
+        return 2
     from pipeline import local_runner, summary  # Heavy imports after --help.
 
     options = local_runner.LocalRun(
@@ -293,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         hparams=hparams_from(args),
         blessing=blessing_from(args),
         eval_fraction=args.eval_fraction,
+        serving=serving,
         beam_args=[*configs.DEFAULT_BEAM_ARGS, *beam_args],
     )
     try:

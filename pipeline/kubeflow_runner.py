@@ -21,6 +21,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from components.serving.settings import ServingSettings
 from pipeline import cli, configs
 
 DATA_FORMATS = ("idx", "folder", "tfrecord")  # components.example_gen.sources, less 'digits'.
@@ -176,6 +177,7 @@ class KubeflowCompile:
     pipeline_name: str = configs.PIPELINE_NAME
     blessing: dict = field(default_factory=dict)  # create_pipeline's blessing keywords.
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
+    serving: ServingSettings = field(default_factory=ServingSettings)
     enable_cache: bool = True
 
     def validate(self) -> None:
@@ -185,6 +187,8 @@ class KubeflowCompile:
         self.data = check_bucket_path("--data", self.data)
         self.serving_dir = check_bucket_path("--serving-dir", self.serving_dir)
         check_output(self.output)
+        if self.serving.gallery:
+            check_bucket_path("--gallery", self.serving.gallery)
         if self.data_format not in DATA_FORMATS:
             raise KubeflowConfigError(
                 f"--data-format {self.data_format}: expected one of {', '.join(DATA_FORMATS)}"
@@ -253,6 +257,7 @@ def build_pipeline(options: KubeflowCompile):
         **options.blessing,
         use_baseline_resolver=options.use_baseline_resolver,
         eval_fraction=options.eval_fraction,
+        serving=options.serving,
         beam_pipeline_args=options.all_beam_args(),
         metadata_connection_config=None,
         enable_cache=options.enable_cache,
@@ -383,6 +388,7 @@ def add_compile_parser(commands: argparse._SubParsersAction) -> None:
         help="share of images in eval for folder and TFRecord data (default %(default)s)",
     )
     cli.add_blessing_options(kf)
+    cli.add_serving_options(kf)
     cli.add_training_options(kf)
 
 
@@ -412,6 +418,7 @@ def options_from_args(args: argparse.Namespace, beam_args: list[str]) -> Kubeflo
         pipeline_name=args.pipeline_name,
         blessing=cli.blessing_from(args),
         eval_fraction=args.eval_fraction,
+        serving=cli.serving_from(args),
         enable_cache=not args.no_cache,
     )
 

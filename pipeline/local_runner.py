@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from tfx import v1 as tfx
 
 from components.example_gen import digits, sources
+from components.serving.settings import ServingSettings
 from pipeline import configs, summary
 from pipeline.pipeline import create_pipeline
 
@@ -17,6 +18,7 @@ class LocalRun:
     hparams: dict
     blessing: dict = field(default_factory=dict)  # create_pipeline's blessing keywords.
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
+    serving: ServingSettings = field(default_factory=ServingSettings)
     beam_args: list[str] = field(default_factory=lambda: list(configs.DEFAULT_BEAM_ARGS))
     pipeline_name: str = configs.PIPELINE_NAME
 
@@ -48,6 +50,7 @@ def run(options: LocalRun) -> dict:
         hparams=options.hparams,
         **options.blessing,
         eval_fraction=options.eval_fraction,
+        serving=options.serving,
         beam_pipeline_args=options.beam_args,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             configs.metadata_path(output_dir)

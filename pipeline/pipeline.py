@@ -14,6 +14,8 @@ from tfx.components import (
 from components.evaluator.eval_config import create_eval_config
 from components.example_gen.component import create_example_gen
 from components.reporting.component import EmbeddingReport
+from components.serving.component import ServingModel
+from components.serving.settings import ServingSettings
 from components.validation.anomaly_gate import AnomalyGate
 from pipeline import configs
 
@@ -32,10 +34,12 @@ def create_pipeline(
     use_baseline_resolver: bool = True,
     report_examples: int = configs.DEFAULT_REPORT_EXAMPLES,
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION,
+    serving: ServingSettings | None = None,
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
+    serving = serving or ServingSettings()
     example_gen = create_example_gen(data_dir, data_format, eval_fraction)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = SchemaGen(
@@ -87,11 +91,20 @@ def create_pipeline(
             lower_bound,
             gating_metric=gating_metric,
             max_regression=max_regression if use_baseline_resolver else None,
+            far_targets=serving.far_targets(),
         ),
         example_splits=["eval"],
     )
-    pusher = Pusher(
+    # The pushed model: the Trainer's plus the threshold calibrated by the Evaluator and a gallery.
+    serving_model = ServingModel(
         model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        evaluation=evaluator.outputs["evaluation"],
+        blessing=evaluator.outputs["blessing"],
+        settings=serving.to_json(),
+    )
+    pusher = Pusher(
+        model=serving_model.outputs["served_model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
@@ -111,6 +124,7 @@ def create_pipeline(
             report,
             *baseline,
             evaluator,
+            serving_model,
             pusher,
         ],
         enable_cache=enable_cache,

@@ -67,6 +67,24 @@ def metrics_rows(summary: dict) -> list[list]:
     ]
 
 
+def serving_rows(serving: dict) -> list[list]:
+    """The served model's calibration (assets.extra/calibration.json) as table rows."""
+    rows = [
+        ["verify / identify threshold (distance)", serving.get("threshold")],
+        ["calibrated at FAR", f"{serving.get('far'):g} (target {serving.get('far_target'):g})"],
+        ["VAL at that FAR (eval split)", serving.get("val_at_far")],
+        ["negative eval pairs", serving.get("negative_pairs")],
+        [
+            "gallery",
+            f"{serving.get('gallery_size')} entries ({serving.get('gallery_mode')}) of "
+            f"{serving.get('gallery_identities')} identities from {serving.get('gallery_source')}",
+        ],
+        ["identify top-k", serving.get("top_k")],
+        ["largest image accepted (pixels)", serving.get("max_image_pixels")],
+    ]
+    return rows + [["note", note] for note in serving.get("notes", [])]
+
+
 def figure_paths(directory: str | None, pattern: str = "*.png") -> list[str]:
     return sorted(glob.glob(os.path.join(directory, pattern))) if directory else []
 
@@ -99,6 +117,8 @@ def render(summary: dict) -> str:
         "<h2>Metrics (eval split)</h2>",
         _table(["metric", "candidate", "baseline", "threshold"], metrics_rows(summary)),
     ]
+    if summary.get("serving"):
+        parts += ["<h2>Serving</h2>", _table(["", ""], serving_rows(summary["serving"]))]
     parts += [
         "<h2>Dataset</h2>",
         _table(

@@ -11,6 +11,9 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components.serving import serving_model
 
 COMPLETE, CACHED = "COMPLETE", "CACHED"
 
@@ -147,6 +150,26 @@ def blessing_reasons(evaluation_uri: str, blessing: dict, metrics: dict, baselin
     return reasons
 
 
+def serving_summary(outputs: dict) -> dict | None:
+    """The pushed model's calibration.json (threshold, FAR, gallery...), if one was written."""
+    served = outputs.get("ServingModel", {}).get("Model")
+    if not served:
+        return None
+    return serving_model.read_calibration(path_utils.serving_model_dir(served[-1].uri))
+
+
+def format_serving(serving: dict | None) -> str:
+    if not serving:
+        return "Serving: no serving model (not blessed)"
+    threshold = serving["threshold"]
+    text = (
+        f"Serving: verify threshold {'none' if threshold is None else f'{threshold:.4f}'} at FAR "
+        f"{serving['far']:g} (VAL {serving.get('val_at_far') or 0:.4f}); identify gallery "
+        f"{serving['gallery_size']} entries of {serving['gallery_identities']} identities"
+    )
+    return "\n".join([text, *(f"  - {note}" for note in serving.get("notes", []))])
+
+
 def build_summary(
     metadata_path: str, pipeline_name: str, dataset_name: str, blessing: dict | None = None
 ) -> dict:
@@ -169,6 +192,7 @@ def build_summary(
         "blessing_reasons": [],
         "dataset": None,
         "artifacts": {},
+        "serving": serving_summary(outputs),
     }
     if "ExampleStatistics" in artifacts:
         stats = artifacts["ExampleStatistics"][-1]
@@ -224,5 +248,6 @@ def format_summary(summary: dict) -> str:
         f"Blessed: {summary['blessed']}",
         *(f"  - {reason}" for reason in summary.get("blessing_reasons", [])),
         f"Pushed model: {summary['pushed_model_dir'] or 'not pushed'}",
+        format_serving(summary.get("serving")),
     ]
     return "\n".join(lines)

@@ -83,7 +83,7 @@ def ServingModel(  # noqa: N802 (TFX component)
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
     evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-    serving_model_out: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+    served_model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
     settings: tfx.dsl.components.Parameter[str] = "",
 ):
     """The pushed model: Trainer model + calibrated threshold + gallery (blessed models only)."""
@@ -94,6 +94,6 @@ def ServingModel(  # noqa: N802 (TFX component)
         path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)),
         examples.uri,
         evaluation.uri,
-        path_utils.serving_model_dir(serving_model_out.uri),
+        path_utils.serving_model_dir(served_model.uri),
         ServingSettings.from_json(settings),
     )
