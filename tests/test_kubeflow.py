@@ -48,6 +48,7 @@ COMPONENTS = {
     "Trainer",
     "EmbeddingReport",
     "Evaluator",
+    "ServingModel",
     "Pusher",
 }
 # The baseline Resolver compiles to two query tasks run by KFP itself (no container).
@@ -240,6 +241,8 @@ def test_spec_carries_the_data_serving_dir_and_hyperparameters(compiled, serving
     hparams = json.loads(task_constant(spec, "Trainer", "custom_config"))
     assert hparams["image_size"] == 8
     assert hparams["epochs"] == 2
+    serving = json.loads(task_constant(spec, "ServingModel", "settings"))
+    assert serving["far"] == 1e-3 and serving["top_k"] == 5 and serving["with_gallery"]
 
 
 def test_json_output_is_a_pipeline_job_and_flags_drop_gpus_and_resolver(tmp_path, serving_dir):
@@ -271,6 +274,8 @@ def test_json_output_is_a_pipeline_job_and_flags_drop_gpus_and_resolver(tmp_path
         ("--output", "pipeline.txt", ".yaml"),
         ("--gpu-type", "NVIDIA_TESLA_T4", "extended resource"),
         ("--image", " ", "container image"),
+        ("--gallery", "/srv/faces", "local path"),
+        ("--far", "0", "far must lie in (0, 1)"),
     ],
 )
 def test_arguments_that_cannot_work_stop_before_compiling(

@@ -15,7 +15,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from components.evaluator import embedding_metrics as em
 from components.example_gen import readers
+from components.reporting import embed
+from components.serving import component as serving_component
+from components.serving import image_guard_test, serving_model
+from components.serving.settings import ServingSettings
 from pipeline import cli
 
 pytestmark = pytest.mark.e2e
@@ -33,6 +38,7 @@ COMPONENTS = UPSTREAM | {
     "EmbeddingReport",
     "LatestBlessedModelResolver",
     "Evaluator",
+    "ServingModel",
     "Pusher",
 }
 ARGS = [
@@ -117,6 +123,96 @@ def test_serving_accepts_any_size_and_colour(runs):
         examples.append(readers.make_example(buffer.getvalue(), "x").SerializeToString())
     embeddings = serve(examples=tf.constant(examples))["embedding"].numpy()
     assert embeddings.shape == (2, 64)
+
+
+def eval_split(output_dir):
+    """(examples uri, serialized raw examples, identity names) of the eval split (not in the
+    gallery)."""
+    (examples_uri,) = glob.glob(os.path.join(output_dir, "tfx", "ExampleGen", "examples", "*"))
+    records = [r.numpy() for r in embed.read_split(examples_uri, "eval")]
+    labels = [
+        tf.train.Example.FromString(r).features.feature["label"].bytes_list.value[0].decode()
+        for r in records
+    ]
+    return examples_uri, np.array(records), np.array(labels)
+
+
+def test_pushed_model_verifies_at_the_calibrated_threshold(runs):
+    output_dir, (_, summary), *_ = runs
+    model = tf.saved_model.load(summary["pushed_model_dir"])  # as TF Serving loads it
+    assert set(model.signatures) == {"serving_default", "verify", "identify"}
+    calibration = serving_model.read_calibration(summary["pushed_model_dir"])
+    threshold = summary["metrics"][em.threshold_name(1e-3)]
+    assert calibration["far"] == 1e-3 and calibration["threshold"] == pytest.approx(threshold)
+    assert calibration == summary["serving"]
+    assert calibration["gallery_size"] == summary["dataset"]["examples"]["train"]
+    _, records, labels = eval_split(output_dir)
+    rng = np.random.default_rng(0)
+    first, second = rng.integers(0, len(labels), (2, 2000))
+    keep = first != second
+    first, second = first[keep], second[keep]
+    verify = model.signatures["verify"](
+        examples_a=tf.constant(records[first]), examples_b=tf.constant(records[second])
+    )
+    assert verify["threshold"].numpy() == pytest.approx(threshold)
+    same, positive = verify["same"].numpy(), labels[first] == labels[second]
+    assert same[positive].mean() > same[~positive].mean() + 0.2
+    assert same[~positive].mean() < 0.05  # calibrated at FAR 1e-3 on these very pairs' split
+    embedding = model.signatures["serving_default"](examples=tf.constant(records))["embedding"]
+    expected = em.pair_distances(embedding.numpy(), first, second)
+    np.testing.assert_allclose(verify["distance"].numpy(), expected, atol=1e-5)
+
+
+def test_pushed_model_identifies_held_out_images_of_gallery_identities(runs):
+    output_dir, (_, summary), *_ = runs
+    identify = tf.saved_model.load(summary["pushed_model_dir"]).signatures["identify"]
+    _, records, labels = eval_split(output_dir)
+    out = identify(examples=tf.constant(records))
+    names = out["identities"].numpy().astype(str)
+    assert names.shape == (len(labels), 5)
+    assert (names[:, 0] == labels).mean() >= 0.6
+    assert (names == labels[:, None]).any(axis=1).mean() >= 0.8
+
+
+def test_an_identity_outside_the_gallery_is_mostly_unknown(runs, identity_folders, tmp_path):
+    """--gallery PATH: a gallery of digits 0-7 only; digits 8 and 9 must come back unknown."""
+    output_dir, (_, summary), *_ = runs
+    gallery_dir = tmp_path / "gallery"
+    gallery_dir.mkdir()
+    for folder in sorted(identity_folders.glob("digit-*"))[:8]:
+        os.symlink(folder, gallery_dir / folder.name)
+    examples_uri, records, labels = eval_split(output_dir)
+    export_dir = str(tmp_path / "served")
+    settings = ServingSettings(gallery=str(gallery_dir), gallery_mode="centroids")
+    facts = serving_component.write_serving_model(
+        os.path.join(summary["artifacts"]["model"], "Format-Serving"),
+        examples_uri,
+        summary["artifacts"]["evaluation"],
+        export_dir,
+        settings,
+    )
+    assert facts["gallery_size"] == 8 and facts["gallery_source"] == str(gallery_dir)
+    known = tf.saved_model.load(export_dir).signatures["identify"](examples=tf.constant(records))
+    known = known["known"].numpy()
+    outside = np.isin(labels, ["digit-8", "digit-9"])
+    assert known[outside].mean() < 0.5
+    assert known[outside].mean() < known[~outside].mean()
+
+
+def test_predict_prints_each_signature_and_refuses_a_pixel_bomb(runs, identity_folders, capsys):
+    output_dir, (_, summary), *_ = runs
+    paths = sorted(glob.glob(str(identity_folders / "digit-3" / "*.png")))[:2]
+    serving_dir = os.path.join(output_dir, "serving_model")
+    assert cli.main(["predict", "--model", serving_dir, "identify", *paths]) == 0
+    outputs = json.loads(capsys.readouterr().out)["outputs"]
+    assert set(outputs) == {"identities", "distances", "known"}
+    assert outputs["identities"][0][0] == "digit-3"
+    assert cli.main(["predict", "--model", serving_dir, "verify", *paths]) == 0
+    assert set(json.loads(capsys.readouterr().out)["outputs"]) == {"distance", "same", "threshold"}
+    bomb = identity_folders.parent / "bomb.png"
+    bomb.write_bytes(image_guard_test.png_declaring(20000, 20000))
+    assert cli.main(["predict", "--model", serving_dir, "embed", str(bomb)]) == 1
+    assert "20000 x 20000 = 400000000 pixels, above the limit" in capsys.readouterr().err
 
 
 def test_second_run_hits_the_cache(runs):
