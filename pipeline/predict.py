@@ -8,6 +8,7 @@ serving_default's embedding).
 import argparse
 import json
 import os
+import re
 import sys
 
 SIGNATURES = {"embed": "serving_default", "verify": "verify", "identify": "identify"}
@@ -77,9 +78,15 @@ def _examples(images: list[bytes]):
     return tf.constant([readers.make_example(image, "").SerializeToString() for image in images])
 
 
-def _first_line(error) -> str:
-    message = getattr(error, "message", str(error))
-    return message.strip().splitlines()[0] if message.strip() else type(error).__name__
+def _reason(error) -> str:
+    """The op's own message out of TF's graph-error text (which adds node names and stacks)."""
+    text = getattr(error, "message", str(error))
+    match = re.search(r"assertion failed: \[(.*?)\]", text)
+    if match:
+        return match.group(1)
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("[[", "File "))]
+    return lines[-1] if lines else type(error).__name__
 
 
 def _culprit(serve, paths, images) -> str:
@@ -90,7 +97,7 @@ def _culprit(serve, paths, images) -> str:
         try:
             serve(examples=_examples([image]))
         except tf.errors.InvalidArgumentError as error:
-            reason = _first_line(error)
+            reason = _reason(error)
             if "above the limit" not in reason:
                 reason = f"cannot decode the image ({reason})"
             return f"{path}: {reason}"
