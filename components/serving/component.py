@@ -17,6 +17,7 @@ from tfx.utils import path_utils
 from components.reporting import embed
 from components.serving import calibration, gallery, serving_model
 from components.serving.settings import ServingSettings
+from components.transform import preprocessing
 
 _TRAIN, _EVAL = "train", "eval"
 
@@ -27,7 +28,8 @@ def eval_labels(examples_uri: str) -> np.ndarray:
     for batch in embed.read_split(examples_uri, _EVAL).batch(embed.BATCH):
         for record in batch.numpy():
             example = tf.train.Example.FromString(record)
-            labels.append(example.features.feature["label"].bytes_list.value[0].decode())
+            label = example.features.feature[preprocessing.LABEL_KEY].bytes_list.value[0]
+            labels.append(label.decode())
     return np.array(labels)
 
 
