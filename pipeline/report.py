@@ -118,7 +118,10 @@ def render(summary: dict) -> str:
         _table(["metric", "candidate", "baseline", "threshold"], metrics_rows(summary)),
     ]
     if summary.get("serving"):
-        parts += ["<h2>Serving</h2>", _table(["", ""], serving_rows(summary["serving"]))]
+        parts += [
+            "<h2>Serving</h2>",
+            _table(["served model", "value"], serving_rows(summary["serving"])),
+        ]
     parts += [
         "<h2>Dataset</h2>",
         _table(

@@ -21,7 +21,7 @@ from components.reporting import embed
 from components.serving import component as serving_component
 from components.serving import image_guard_test, serving_model
 from components.serving.settings import ServingSettings
-from pipeline import cli
+from pipeline import cli, report
 
 pytestmark = pytest.mark.e2e
 
@@ -145,6 +145,8 @@ def test_pushed_model_verifies_at_the_calibrated_threshold(runs):
     threshold = summary["metrics"][em.threshold_name(1e-3)]
     assert calibration["far"] == 1e-3 and calibration["threshold"] == pytest.approx(threshold)
     assert summary["serving"]["threshold"] == calibration["threshold"]
+    page = report.render(summary)
+    assert "<h2>Serving</h2>" in page and f"{threshold:.4f}" in page
     assert calibration["gallery_size"] == summary["dataset"]["examples"]["train"]
     _, records, labels = eval_split(output_dir)
     rng = np.random.default_rng(0)
