@@ -181,3 +181,25 @@ def test_negative_pairs_count_the_evaluators_pairs():
 def test_settings_refuse_bad_values(bad):
     with pytest.raises(ValueError):
         ServingSettings(**bad)
+
+
+def test_gallery_datasets_read_in_every_supported_format(data, tmp_path):
+    _, _, idx_dir, records, labels = data
+    assert len(records) == 1797 and len(set(labels)) == 10
+    tfrecords = tmp_path / "tfrecords"
+    tfrecords.mkdir()
+    with tf.io.TFRecordWriter(str(tfrecords / "part.tfrecord")) as writer:
+        for record in records[:50]:
+            writer.write(record)
+    read = [tf.train.Example.FromString(r) for r in gallery.dataset_records(str(tfrecords))]
+    assert read == [tf.train.Example.FromString(r) for r in records[:50]]
+    folders = tmp_path / "folders"
+    for n, record in enumerate(records[:12]):
+        feature = tf.train.Example.FromString(record).features.feature
+        folder = folders / feature["label"].bytes_list.value[0].decode()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{n}.png").write_bytes(feature["image"].bytes_list.value[0])
+    from_folders = [tf.train.Example.FromString(r) for r in gallery.dataset_records(str(folders))]
+    assert len(from_folders) == 12
+    with pytest.raises(ValueError, match="not a directory"):
+        list(gallery.dataset_records(str(tmp_path / "missing")))
