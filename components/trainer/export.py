@@ -2,7 +2,8 @@
 
 Serving contract: `serving_default` takes `examples`, a 1-D string tensor of serialized
 tf.Example with an `image` feature (PNG or JPEG bytes), and returns `embedding`,
-float32 [batch, D], L2-normalised.
+float32 [batch, D], L2-normalised. The model that gets pushed wraps this one with `verify`,
+`identify` and an image-size guard (components/serving, the ServingModel step).
 """
 
 import tensorflow as tf
