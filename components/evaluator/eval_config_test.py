@@ -41,7 +41,7 @@ def test_positional_lower_bound_gates_precision_at_1():
     assert (spec.name, spec.label_key, spec.prediction_key) == ("", "label", "embedding")
     (metric,) = config.metrics_specs[0].metrics
     assert metric.class_name == "EmbeddingMetrics"
-    assert metric.module == "components.evaluator.retrieval_metrics"
+    assert metric.module == "components.evaluator.tfma_embedding_metrics"
     assert json.loads(metric.config) == {
         "name": "precision_at_1",
         "recall_at_k": [1, 5, 10],

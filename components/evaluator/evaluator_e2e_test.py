@@ -22,7 +22,7 @@ from tfx.utils import proto_utils
 from components.evaluator import embedding_metrics as em
 from components.evaluator.eval_config import create_eval_config
 
-MODULE = "components.evaluator.retrieval_metrics"
+MODULE = "components.evaluator.tfma_embedding_metrics"
 
 
 class _PixelEmbedder(tf.Module):

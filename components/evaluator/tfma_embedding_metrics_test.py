@@ -1,4 +1,4 @@
-"""Tests for retrieval_metrics: the P@1 oracle and the TFMA wrappers without a Beam run.
+"""Tests for tfma_embedding_metrics: the P@1 oracle and the TFMA wrappers without a Beam run.
 
 Real TFMA / TFX Evaluator runs are in evaluator_e2e_test.py.
 """
@@ -13,9 +13,9 @@ from tensorflow_model_analysis.metrics import metric_specs, metric_types
 
 from components.evaluator import embedding_metrics as em
 from components.evaluator.embedding_metrics import precision_at_one
-from components.evaluator.retrieval_metrics import EmbeddingMetrics
+from components.evaluator.tfma_embedding_metrics import EmbeddingMetrics
 
-MODULE = "components.evaluator.retrieval_metrics"
+MODULE = "components.evaluator.tfma_embedding_metrics"
 
 
 def _oracle(embeddings, labels):
