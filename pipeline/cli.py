@@ -129,9 +129,9 @@ def run_command(args: argparse.Namespace, settings: options.SharedSettings, beam
         return 1
     except RunFailed as error:
         print(f"siamese-tfx run: {error}", file=sys.stderr)
-        print(f"Full log: {log_path}", file=sys.stderr)
         print(
-            "Fix the cause and re-run the same command: finished steps are reused.", file=sys.stderr
+            f"Full log: {log_path} (fix the cause and re-run: finished steps are reused)",
+            file=sys.stderr,
         )
         return 1
     from pipeline import summary

@@ -175,7 +175,7 @@ def component_count(metadata_path: str, pipeline_name: str, component: str) -> s
     store = open_store(metadata_path)
     run = latest_run(store, pipeline_name)
     outputs = component_outputs(store, run).get(component, {}) if run else {}
-    if "ExampleStatistics" in outputs:
+    if component == "StatisticsGen" and "ExampleStatistics" in outputs:
         stats = outputs["ExampleStatistics"][-1]
         splits = artifact_utils.decode_split_names(stats.properties["split_names"].string_value)
         counts = dataset_summary(stats.uri, splits, "")["examples"]

@@ -212,3 +212,22 @@ def test_a_worse_model_is_not_blessed_nor_pushed_and_the_report_says_why(runs):
     assert {"vectors.tsv", "metadata.tsv", "sprite.png", "projector_config.pbtxt"} <= set(
         os.listdir(projector_dir)
     )
+
+
+def test_a_failing_component_gets_one_line_naming_it_the_input_and_the_problem(tmp_path, capsys):
+    """A corrupt image passes the directory checks but stops ExampleGen: one line names the
+    component, the data and the file, then the path of the full log; exit status 1."""
+    data = tmp_path / "faces"
+    for identity in ("ann", "bob"):
+        (data / identity).mkdir(parents=True)
+        (data / identity / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n but truncated")
+    output_dir = tmp_path / "out"
+    assert cli.main(["run", "--data", str(data), "--output-dir", str(output_dir)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["ExampleGen started ..."]
+    error, log_line = captured.err.strip().splitlines()
+    assert error.startswith(f"siamese-tfx run: ExampleGen failed on {data}: ")
+    assert "1.png: corrupt image" in error
+    log_path = output_dir / "logs" / "run.log"
+    assert log_line.startswith(f"Full log: {log_path}")
+    assert "Traceback" in log_path.read_text()
