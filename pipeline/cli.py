@@ -1,167 +1,9 @@
 """The `siamese-tfx` command line: `run` locally, `compile kubeflow`, `report` and `predict`."""
 
 import argparse
-import dataclasses
-import logging
 import sys
 
-from components.evaluator.embedding_metrics import gating_metric_names
-from components.serving.settings import GALLERY_MODES, ServingSettings
-from components.trainer.hparams import LR_SCHEDULES, MIXED_PRECISION, MODELS, STRATEGIES, HParams
-from pipeline import configs
-
-DEFAULTS = HParams()
-
-
-def add_training_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("training")
-    group.add_argument(
-        "--image-size",
-        type=int,
-        default=DEFAULTS.image_size,
-        help="images are resized to SIZE x SIZE (default %(default)s)",
-    )
-    group.add_argument(
-        "--channels",
-        type=int,
-        choices=(1, 3),
-        default=DEFAULTS.channels,
-        help="1 for grey, 3 for RGB; inputs are converted (default %(default)s)",
-    )
-    group.add_argument(
-        "--model",
-        choices=MODELS,
-        default=DEFAULTS.model,
-        help="embedding network: cnn (conv blocks with batch norm, for small images), "
-        "resnet (a small residual net for larger RGB images, e.g. 64x64 or 96x96 faces) or "
-        "mlp (the original notebook's Dense(64, relu) -> Dense(D, sigmoid)) "
-        "(default %(default)s)",
-    )
-    group.add_argument(
-        "--width",
-        type=int,
-        default=DEFAULTS.width,
-        help="filters of the first cnn block / resnet stage, doubled per stage "
-        "(default %(default)s)",
-    )
-    group.add_argument(
-        "--embedding-dim",
-        type=int,
-        default=DEFAULTS.embedding_dim,
-        help="embedding size D (default %(default)s)",
-    )
-    group.add_argument(
-        "--triplet-strategy",
-        choices=STRATEGIES,
-        default=DEFAULTS.triplet_strategy,
-        help="online mining in P x K batches: semi_hard (FaceNet), batch_hard (Hermans et al.), "
-        "batch_all; or random: the notebook's random triplets through a three-branch siamese "
-        "network with its mean-squared-difference loss (default %(default)s)",
-    )
-    group.add_argument(
-        "--margin",
-        type=float,
-        default=DEFAULTS.margin,
-        help="triplet loss margin (default %(default)s)",
-    )
-    group.add_argument(
-        "--squared-distance",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.squared_distance,
-        help="mine and penalise squared Euclidean distances",
-    )
-    group.add_argument(
-        "--soft-margin",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.soft_margin,
-        help="softplus instead of a hinge with margin (not batch_all)",
-    )
-    group.add_argument(
-        "--identities-per-batch",
-        type=int,
-        default=DEFAULTS.identities_per_batch,
-        help="P different identities in each class-balanced batch; at most the number of "
-        "identities (default %(default)s)",
-    )
-    group.add_argument(
-        "--images-per-identity",
-        type=int,
-        default=DEFAULTS.images_per_identity,
-        help="K images of each identity in a batch (default %(default)s)",
-    )
-    group.add_argument(
-        "--triplets-per-batch",
-        type=int,
-        default=DEFAULTS.triplets_per_batch,
-        help="random strategy: triplets (3 images each) per batch (default %(default)s)",
-    )
-    group.add_argument(
-        "--epochs", type=int, default=DEFAULTS.epochs, help="training epochs (default %(default)s)"
-    )
-    group.add_argument(
-        "--steps-per-epoch",
-        type=int,
-        default=DEFAULTS.steps_per_epoch,
-        help="batches per epoch; 0 = one pass over the train images (default)",
-    )
-    group.add_argument(
-        "--learning-rate",
-        type=float,
-        default=DEFAULTS.learning_rate,
-        help="Adam learning rate; the peak of the cosine schedule (default %(default)s)",
-    )
-    group.add_argument(
-        "--lr-schedule",
-        choices=LR_SCHEDULES,
-        default=DEFAULTS.lr_schedule,
-        help="cosine: linear warm-up, then cosine decay to 0 at the last step; "
-        "constant (default %(default)s)",
-    )
-    group.add_argument(
-        "--warmup-epochs",
-        type=float,
-        default=DEFAULTS.warmup_epochs,
-        help="length of the linear warm-up, in epochs (default %(default)s)",
-    )
-    group.add_argument(
-        "--augment",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.augment,
-        help="random shifts of the training images",
-    )
-    group.add_argument(
-        "--augment-shift",
-        type=float,
-        default=DEFAULTS.augment_shift,
-        help="with --augment: largest shift, a fraction of the image size (default %(default)s)",
-    )
-    group.add_argument(
-        "--augment-flip",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.augment_flip,
-        help="with --augment: also random left-right flips; for faces, not for digits or clothes",
-    )
-    group.add_argument(
-        "--early-stopping-patience",
-        type=int,
-        default=DEFAULTS.early_stopping_patience,
-        help="stop after this many epochs without a lower eval-split loss and keep the best "
-        "epoch's weights; 0 = off (default %(default)s)",
-    )
-    group.add_argument(
-        "--backup-dir",
-        default=DEFAULTS.backup_dir,
-        help="where training backs itself up each epoch, so that a re-run of a killed Trainer "
-        "resumes; default: under the pipeline root, keyed by a hash of the inputs and settings",
-    )
-    group.add_argument(
-        "--mixed-precision",
-        choices=MIXED_PRECISION,
-        default=DEFAULTS.mixed_precision,
-        help="auto: float16 on a GPU, bfloat16 on a CPU with bfloat16 units, else off "
-        "(default %(default)s)",
-    )
-    group.add_argument("--seed", type=int, default=DEFAULTS.seed, help="random seed")
+from pipeline import configs, options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,15 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(default %(default)s); re-running resumes from cached outputs",
     )
     run.add_argument(
-        "--eval-fraction",
-        type=float,
-        default=configs.DEFAULT_EVAL_FRACTION,
-        help="share of images in eval for folder and TFRecord data "
-        "(default %(default)s; IDX data keeps its train/t10k files)",
+        "--verbose",
+        action="store_true",
+        help="show the libraries' logging on the console too (it always goes to "
+        "OUTPUT_DIR/logs/run.log)",
     )
-    add_blessing_options(run)
-    add_serving_options(run)
-    add_training_options(run)
+    options.add_shared_options(run)
     report = commands.add_parser(
         "report",
         help="write an HTML report of the latest run",
@@ -212,126 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=configs.DEFAULT_OUTPUT_DIR,
         help="the run's output dir (default %(default)s)",
     )
-    add_predict_parser(commands)
-    from pipeline import kubeflow_runner  # Not at the top: it imports this module.
+    from pipeline import kubeflow_runner, predict  # Neither imports TensorFlow at import time.
 
     kubeflow_runner.add_compile_parser(commands)
-    return parser
-
-
-def add_blessing_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("blessing (Evaluator) and report")
-    group.add_argument(
-        "--gating-metric",
-        default=configs.DEFAULT_GATING_METRIC,
-        choices=gating_metric_names(),
-        help="eval metric that decides the blessing (default %(default)s)",
-    )
-    group.add_argument(
-        "--lower-bound",
-        type=float,
-        default=configs.DEFAULT_LOWER_BOUND,
-        help="bless (and push) only when the gating metric is at least this (default %(default)s)",
-    )
-    group.add_argument(
-        "--max-regression",
-        type=float,
-        default=configs.DEFAULT_MAX_REGRESSION,
-        help="refuse a model whose gating metric is more than this below the latest blessed "
-        "model's (default %(default)s; the first run is judged by --lower-bound only)",
-    )
-    group.add_argument(
-        "--report-examples",
-        type=int,
-        default=configs.DEFAULT_REPORT_EXAMPLES,
-        help="eval examples embedded for the figures and projector (default %(default)s)",
-    )
-
-
-def blessing_from(args: argparse.Namespace) -> dict:
-    """create_pipeline keyword arguments for the blessing and the report."""
-    return {
-        "gating_metric": args.gating_metric,
-        "lower_bound": args.lower_bound,
-        "max_regression": args.max_regression,
-        "report_examples": args.report_examples,
-    }
-
-
-def add_serving_options(parser: argparse.ArgumentParser) -> None:
-    defaults = ServingSettings()
-    group = parser.add_argument_group("serving (verify and identify signatures)")
-    group.add_argument(
-        "--far",
-        type=float,
-        default=defaults.far,
-        help="false accept rate at which the verify/identify threshold is calibrated on the "
-        "eval split's pairs; falls back to a larger FAR when there are too few pairs "
-        "(default %(default)s)",
-    )
-    group.add_argument(
-        "--top-k",
-        type=int,
-        default=defaults.top_k,
-        help="nearest gallery entries identify returns (default %(default)s)",
-    )
-    gallery = group.add_mutually_exclusive_group()
-    gallery.add_argument(
-        "--gallery",
-        default=defaults.gallery,
-        metavar="PATH",
-        help="dataset (any --data format) whose identities identify searches; "
-        "default: the train split",
-    )
-    gallery.add_argument(
-        "--no-gallery",
-        action="store_true",
-        help="no gallery: the served model has no identify signature",
-    )
-    group.add_argument(
-        "--gallery-mode",
-        choices=GALLERY_MODES,
-        default=defaults.gallery_mode,
-        help="one gallery entry per image, or one mean embedding per identity "
-        "(default %(default)s)",
-    )
-    group.add_argument(
-        "--max-gallery",
-        type=int,
-        default=defaults.max_gallery,
-        help="most gallery entries kept; more are cut to a random subset with a warning "
-        "(default %(default)s)",
-    )
-    group.add_argument(
-        "--max-image-pixels",
-        type=int,
-        default=defaults.max_image_pixels,
-        help="the served model refuses images whose header declares more pixels, before "
-        "decoding them (default %(default)s)",
-    )
-
-
-def serving_from(args: argparse.Namespace) -> ServingSettings:
-    return ServingSettings(
-        far=args.far,
-        top_k=args.top_k,
-        gallery=args.gallery,
-        with_gallery=not args.no_gallery,
-        gallery_mode=args.gallery_mode,
-        max_gallery=args.max_gallery,
-        max_image_pixels=args.max_image_pixels,
-    )
-
-
-def add_predict_parser(commands) -> None:
-    from pipeline import predict  # No TensorFlow at import time.
-
     predict.add_parser(commands)
-
-
-def hparams_from(args: argparse.Namespace) -> dict:
-    names = [f.name for f in dataclasses.fields(HParams)]
-    return HParams(**{name: getattr(args, name) for name in names}).to_config()
+    return parser
 
 
 def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -345,51 +69,98 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     own_args, beam_args = split_beam_args(argv)
     args = build_parser().parse_args(own_args)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if args.command == "compile":
-        from pipeline import kubeflow_runner
-
-        return kubeflow_runner.compile_from_args(args, beam_args)
+    if args.command == "report":
+        return report_command(args.output_dir)
     if args.command == "predict":
         from pipeline import predict
 
         return predict.main(args)
-    if args.command == "report":
-        from pipeline import report
+    try:  # Every option checked before anything heavy is imported or started.
+        settings = options.settings_from(args)
+        if args.command == "run":
+            options.check_data(args.data)
+    except options.OptionError as error:  # One line names the option and the problem.
+        command = " ".join(filter(None, (args.command, getattr(args, "target", None))))
+        print(f"siamese-tfx {command}: error: {error}", file=sys.stderr)
+        return 1
+    if args.command == "compile":
+        from pipeline import kubeflow_runner
 
-        try:
-            print(report.write_report(args.output_dir))
-        except FileNotFoundError as error:
-            print(f"siamese-tfx: {error}", file=sys.stderr)
-            return 1
-        return 0
-    try:
-        serving = serving_from(args)
-    except ValueError as error:
-        print(f"siamese-tfx: serving options: {error}", file=sys.stderr)
-        return 2
-    from pipeline import local_runner, summary  # Heavy imports after --help.
+        return kubeflow_runner.compile_from_args(args, settings, beam_args)
+    return run_command(args, settings, beam_args)
 
-    options = local_runner.LocalRun(
-        data=args.data,
-        output_dir=args.output_dir,
-        hparams=hparams_from(args),
-        blessing=blessing_from(args),
-        eval_fraction=args.eval_fraction,
-        serving=serving,
-        beam_args=[*configs.DEFAULT_BEAM_ARGS, *beam_args],
-    )
+
+def report_command(output_dir: str) -> int:
+    from pipeline import report
+
     try:
-        result = local_runner.run(options)
-    except Exception as error:  # Show the cause plainly; the traceback is in the log above.
-        print(f"\nsiamese-tfx: run failed: {type(error).__name__}: {error}", file=sys.stderr)
+        print(report.write_report(output_dir))
+    except FileNotFoundError as error:
+        print(f"siamese-tfx: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_command(args: argparse.Namespace, settings: options.SharedSettings, beam_args) -> int:
+    """`siamese-tfx run`: 0 blessed and pushed, 2 finished but not blessed, 1 failed."""
+    from pipeline import console, run_lock
+
+    log_path = configs.log_path(args.output_dir)
+    try:
+        with run_lock.output_dir_lock(args.output_dir):
+            with console.run_console(log_path, args.verbose) as progress:
+                from pipeline import local_runner  # Heavy imports: their logging goes to the log.
+
+                run = local_runner.LocalRun(
+                    data=args.data,
+                    output_dir=args.output_dir,
+                    hparams=settings.hparams,
+                    blessing=settings.blessing,
+                    report_examples=settings.report_examples,
+                    eval_fraction=settings.eval_fraction,
+                    serving=settings.serving,
+                    beam_args=[*configs.DEFAULT_BEAM_ARGS, *beam_args],
+                )
+                progress.count = local_runner.counter(run)
+                try:
+                    result = local_runner.run(run)
+                except Exception as error:  # The traceback goes to the log, one line here.
+                    logging_failure(error)
+                    failed_in = progress.component or "the pipeline"
+                    raise RunFailed(
+                        f"{failed_in} failed on {args.data}: {describe(error)}"
+                    ) from None
+    except run_lock.OutputDirInUse as error:
+        print(f"siamese-tfx run: error: {error}", file=sys.stderr)
+        return 1
+    except RunFailed as error:
+        print(f"siamese-tfx run: {error}", file=sys.stderr)
         print(
-            "Fix the cause and re-run the same command: finished steps are reused.", file=sys.stderr
+            f"Full log: {log_path} (fix the cause and re-run: finished steps are reused)",
+            file=sys.stderr,
         )
         return 1
+    from pipeline import summary
+
     print("\n" + summary.format_summary(result))
-    print(f"Summary written to {configs.summary_path(args.output_dir)}")
+    print(f"Summary written to {configs.summary_path(args.output_dir)}; log: {log_path}")
     return 0 if result["blessed"] else 2
+
+
+class RunFailed(RuntimeError):
+    """A run stopped with an error; the message names the component, the input and the cause."""
+
+
+def logging_failure(error: BaseException) -> None:
+    import logging
+
+    logging.getLogger("siamese-tfx").error("run failed", exc_info=error)
+
+
+def describe(error: BaseException) -> str:
+    """`error` on one line: its type and the first line of its message."""
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line}"
 
 
 if __name__ == "__main__":

@@ -9,9 +9,6 @@ RUN_FN = "components.trainer.run.run_fn"
 DEFAULT_DATA = "digits"
 DEFAULT_OUTPUT_DIR = "runs/default"
 DEFAULT_EVAL_FRACTION = 0.2
-DEFAULT_GATING_METRIC = "precision_at_1"
-DEFAULT_LOWER_BOUND = 0.5  # Value threshold on the gating metric.
-DEFAULT_MAX_REGRESSION = 0.01  # Largest allowed drop of the gating metric vs the baseline.
 DEFAULT_REPORT_EXAMPLES = 5000
 
 DEFAULT_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
@@ -35,3 +32,11 @@ def summary_path(output_dir: str) -> str:
 
 def datasets_dir(output_dir: str) -> str:
     return os.path.join(output_dir, "datasets")
+
+
+def log_path(output_dir: str) -> str:
+    return os.path.join(output_dir, "logs", "run.log")
+
+
+def lock_path(output_dir: str) -> str:
+    return os.path.join(output_dir, ".run.lock")

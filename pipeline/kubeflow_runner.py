@@ -21,8 +21,11 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from components.evaluator.blessing import Blessing
 from components.serving.settings import ServingSettings
-from pipeline import cli, configs
+from components.trainer.hparams import HParams
+from pipeline import configs
+from pipeline import options as shared_options
 
 DATA_FORMATS = ("idx", "folder", "tfrecord")  # components.example_gen.sources, less 'digits'.
 REMOTE_SCHEMES = ("gs", "s3")
@@ -169,13 +172,14 @@ class KubeflowCompile:
     data_format: str
     serving_dir: str
     output: str
-    hparams: dict
+    hparams: HParams
     resources: dict[str, Resources] = field(default_factory=dict)
     beam_runner: str = "direct"
     beam_args: list[str] = field(default_factory=list)
     use_baseline_resolver: bool = True
     pipeline_name: str = configs.PIPELINE_NAME
-    blessing: dict = field(default_factory=dict)  # create_pipeline's blessing keywords.
+    blessing: Blessing = field(default_factory=Blessing)
+    report_examples: int = configs.DEFAULT_REPORT_EXAMPLES
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
     serving: ServingSettings = field(default_factory=ServingSettings)
     enable_cache: bool = True
@@ -253,8 +257,9 @@ def build_pipeline(options: KubeflowCompile):
         data_dir=options.data,
         data_format=options.data_format,
         serving_dir=options.serving_dir,
-        hparams=options.hparams,
-        **options.blessing,
+        hparams=options.hparams.to_config(),
+        blessing=options.blessing,
+        report_examples=options.report_examples,
         use_baseline_resolver=options.use_baseline_resolver,
         eval_fraction=options.eval_fraction,
         serving=options.serving,
@@ -381,18 +386,12 @@ def add_compile_parser(commands: argparse._SubParsersAction) -> None:
         "open-source KFP); the Evaluator then judges by the threshold alone",
     )
     kf.add_argument("--no-cache", action="store_true", help="turn off KFP's step cache")
-    kf.add_argument(
-        "--eval-fraction",
-        type=float,
-        default=configs.DEFAULT_EVAL_FRACTION,
-        help="share of images in eval for folder and TFRecord data (default %(default)s)",
-    )
-    cli.add_blessing_options(kf)
-    cli.add_serving_options(kf)
-    cli.add_training_options(kf)
+    shared_options.add_shared_options(kf)
 
 
-def options_from_args(args: argparse.Namespace, beam_args: list[str]) -> KubeflowCompile:
+def options_from_args(
+    args: argparse.Namespace, settings: shared_options.SharedSettings, beam_args: list[str]
+) -> KubeflowCompile:
     resources = {
         name: Resources(
             cpu=getattr(args, f"{name.lower()}_cpu"),
@@ -410,32 +409,37 @@ def options_from_args(args: argparse.Namespace, beam_args: list[str]) -> Kubeflo
         data_format=args.data_format,
         serving_dir=args.serving_dir,
         output=args.output,
-        hparams=cli.hparams_from(args),
+        hparams=settings.hparams,
         resources=resources,
         beam_runner=args.beam_runner,
         beam_args=list(beam_args),
         use_baseline_resolver=not args.no_baseline_resolver,
         pipeline_name=args.pipeline_name,
-        blessing=cli.blessing_from(args),
-        eval_fraction=args.eval_fraction,
-        serving=cli.serving_from(args),
+        blessing=settings.blessing,
+        report_examples=settings.report_examples,
+        eval_fraction=settings.eval_fraction,
+        serving=settings.serving,
         enable_cache=not args.no_cache,
     )
 
 
-def compile_from_args(args: argparse.Namespace, beam_args: list[str] | tuple = ()) -> int:
-    """`siamese-tfx compile kubeflow ...`: 0 when written, 2 for arguments that cannot work."""
+def compile_from_args(
+    args: argparse.Namespace,
+    settings: shared_options.SharedSettings,
+    beam_args: list[str] | tuple = (),
+) -> int:
+    """`siamese-tfx compile kubeflow ...` with the shared options already validated (the CLI
+    exits 1 for those): 0 when written, 2 for paths or resources that cannot work."""
+    compile_options = options_from_args(args, settings, beam_args)
     try:
-        try:
-            options = options_from_args(args, beam_args)
-        except ValueError as error:  # Hyperparameters that do not go together.
-            raise KubeflowConfigError(str(error)) from error
-        job = compile_pipeline(options)
+        job = compile_pipeline(compile_options)
     except KubeflowConfigError as error:
         print(f"siamese-tfx compile kubeflow: error: {error}", file=sys.stderr)
         return 2
     tasks = sorted(job["pipelineSpec"]["root"]["dag"]["tasks"])
-    print(f"Compiled {len(tasks)} steps ({', '.join(tasks)}) to {options.output}")
-    print(f"Image: {options.image}; pipeline root: {options.pipeline_root}")
-    print("Submit it with: python kubeflow/submit.py --host URL --package " + options.output)
+    print(f"Compiled {len(tasks)} steps ({', '.join(tasks)}) to {compile_options.output}")
+    print(f"Image: {compile_options.image}; pipeline root: {compile_options.pipeline_root}")
+    print(
+        "Submit it with: python kubeflow/submit.py --host URL --package " + compile_options.output
+    )
     return 0

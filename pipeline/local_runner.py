@@ -1,12 +1,15 @@
 """Runs the pipeline locally: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata."""
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tfx import v1 as tfx
 
+from components.evaluator.blessing import Blessing
 from components.example_gen import digits, sources
 from components.serving.settings import ServingSettings
+from components.trainer.hparams import HParams
 from pipeline import configs, summary
 from pipeline.pipeline import create_pipeline
 
@@ -15,8 +18,9 @@ from pipeline.pipeline import create_pipeline
 class LocalRun:
     data: str
     output_dir: str
-    hparams: dict
-    blessing: dict = field(default_factory=dict)  # create_pipeline's blessing keywords.
+    hparams: HParams
+    blessing: Blessing = field(default_factory=Blessing)
+    report_examples: int = configs.DEFAULT_REPORT_EXAMPLES
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
     serving: ServingSettings = field(default_factory=ServingSettings)
     beam_args: list[str] = field(default_factory=lambda: list(configs.DEFAULT_BEAM_ARGS))
@@ -36,6 +40,14 @@ def dataset_name(data: str) -> str:
     return data if data == sources.DIGITS else os.path.basename(os.path.normpath(data))
 
 
+def counter(options: LocalRun) -> Callable[[str], str]:
+    """component id -> its count for the console ('300 examples', '14 metrics'), from MLMD."""
+    metadata_path = configs.metadata_path(os.path.abspath(options.output_dir))
+    return lambda component: summary.component_count(
+        metadata_path, options.pipeline_name, component
+    )
+
+
 def run(options: LocalRun) -> dict:
     """Runs (or resumes, reusing cached outputs) the pipeline; returns and writes the summary."""
     output_dir = os.path.abspath(options.output_dir)
@@ -47,8 +59,9 @@ def run(options: LocalRun) -> dict:
         data_dir=data_dir,
         data_format=data_format,
         serving_dir=configs.serving_dir(output_dir),
-        hparams=options.hparams,
-        **options.blessing,
+        hparams=options.hparams.to_config(),
+        blessing=options.blessing,
+        report_examples=options.report_examples,
         eval_fraction=options.eval_fraction,
         serving=options.serving,
         beam_pipeline_args=options.beam_args,

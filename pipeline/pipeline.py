@@ -11,6 +11,7 @@ from tfx.components import (
     Transform,
 )
 
+from components.evaluator.blessing import DEFAULT_BLESSING, Blessing
 from components.evaluator.eval_config import create_eval_config
 from components.example_gen.component import create_example_gen
 from components.reporting.component import EmbeddingReport
@@ -28,9 +29,7 @@ def create_pipeline(
     data_format: str,
     serving_dir: str,
     hparams: dict,
-    gating_metric: str = configs.DEFAULT_GATING_METRIC,
-    lower_bound: float = configs.DEFAULT_LOWER_BOUND,
-    max_regression: float | None = configs.DEFAULT_MAX_REGRESSION,
+    blessing: Blessing = DEFAULT_BLESSING,
     use_baseline_resolver: bool = True,
     report_examples: int = configs.DEFAULT_REPORT_EXAMPLES,
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION,
@@ -88,9 +87,11 @@ def create_pipeline(
         model=trainer.outputs["model"],
         baseline_model=baseline[0].outputs["model"] if baseline else None,
         eval_config=create_eval_config(
-            lower_bound,
-            gating_metric=gating_metric,
-            max_regression=max_regression if use_baseline_resolver else None,
+            blessing.lower_bound,
+            gating_metric=blessing.gating_metric,
+            max_regression=blessing.max_regression if use_baseline_resolver else None,
+            floor_margin=blessing.floor_margin,
+            reference_image=(hparams["image_size"], hparams["channels"]),
             far_targets=serving.far_targets(),
         ),
         example_splits=["eval"],

@@ -6,6 +6,7 @@ import html
 import json
 import os
 
+from components.evaluator import embedding_metrics as em
 from pipeline import configs
 
 STYLE = """
@@ -61,6 +62,10 @@ def metrics_rows(summary: dict) -> list[list]:
         if blessing.get("max_regression") is not None:
             bounds.append(f"no more than {blessing['max_regression']} below baseline")
         thresholds[blessing["gating_metric"]] = "; ".join(bounds)
+    if blessing.get("floor_margin") is not None:
+        thresholds[em.MAP_AT_R_GAIN] = (
+            f">= {blessing['floor_margin']} (floor: map_at_r above raw pixels)"
+        )
     return [
         [name, value, baseline.get(name, ""), thresholds.get(name, "")]
         for name, value in sorted(summary.get("metrics", {}).items())

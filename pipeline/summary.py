@@ -1,6 +1,7 @@
 """Reads the latest run back from ML Metadata into the summary a user sees and summary.json."""
 
 import json
+import math
 import os
 import textwrap
 
@@ -13,6 +14,8 @@ from tfx.orchestration import metadata
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.evaluator import embedding_metrics as em
+from components.evaluator.blessing import FLOOR_METRIC, Blessing
 from components.serving import serving_model
 
 COMPLETE, CACHED = "COMPLETE", "CACHED"
@@ -115,9 +118,11 @@ def evaluation_metrics(evaluation_uri: str) -> tuple[dict, dict]:
     return candidate, baseline
 
 
-def blessing_reasons(evaluation_uri: str, blessing: dict, metrics: dict, baseline: dict) -> list:
+def blessing_reasons(
+    evaluation_uri: str, blessing: Blessing, metrics: dict, baseline: dict
+) -> list:
     """Why the model was or was not blessed, in words."""
-    metric = blessing.get("gating_metric", "precision_at_1")
+    metric = blessing.gating_metric
     value = metrics.get(metric)
     validation = tfma.load_validation_result(evaluation_uri)
     reasons = []
@@ -131,14 +136,15 @@ def blessing_reasons(evaluation_uri: str, blessing: dict, metrics: dict, baselin
             value_text = f"{failure.metric_value.double_value.value:.4f}"
             detail = f": {failure.message}" if failure.message else ""
             reasons.append(f"{name} = {value_text} fails the {kind}{detail}")
-    if value is not None and blessing.get("lower_bound") is not None:
-        ok = value >= blessing["lower_bound"]
+    if value is not None and blessing.lower_bound is not None:
+        ok = value >= blessing.lower_bound
         reasons.append(
-            f"{metric} = {value:.4f} {'>=' if ok else '<'} lower bound {blessing['lower_bound']}"
+            f"{metric} = {value:.4f} {'>=' if ok else '<'} lower bound {blessing.lower_bound}"
         )
+    reasons += floor_reasons(blessing, metrics)
     if value is not None and metric in baseline:
         change = value - baseline[metric]
-        allowed = blessing.get("max_regression")
+        allowed = blessing.max_regression
         verdict = "within" if allowed is None or change >= -allowed else "beyond"
         reasons.append(
             f"{metric}: candidate {value:.4f} vs latest blessed baseline "
@@ -146,7 +152,7 @@ def blessing_reasons(evaluation_uri: str, blessing: dict, metrics: dict, baselin
             f"regression {allowed})"
         )
     elif value is not None:
-        reasons.append("no blessed baseline yet: judged by the lower bound only")
+        reasons.append("no blessed baseline yet: judged by the thresholds only")
     return reasons
 
 
@@ -170,8 +176,44 @@ def format_serving(serving: dict | None) -> str:
     return "\n".join([text, *(f"  - {note}" for note in serving.get("notes", []))])
 
 
+def floor_reasons(blessing: Blessing, metrics: dict) -> list[str]:
+    """The floor's verdict: the model against the raw-pixel reference on the eval split."""
+    reference = metrics.get(em.REFERENCE_MAP_AT_R)
+    if blessing.floor_margin is None or reference is None:
+        return []
+    value = metrics.get(FLOOR_METRIC, math.nan)
+    gain = value - reference
+    ok = gain >= blessing.floor_margin
+    verdict = "learned more than" if ok else "does not beat"
+    return [
+        f"{FLOOR_METRIC} = {value:.4f} vs {reference:.4f} for raw pixels (gain {gain:+.4f}, "
+        f"{'>=' if ok else '<'} floor margin {blessing.floor_margin}): the model {verdict} "
+        "the no-learning reference"
+    ]
+
+
+def component_count(metadata_path: str, pipeline_name: str, component: str) -> str:
+    """A count for the console line of a finished component of the latest run, or ''."""
+    store = open_store(metadata_path)
+    run = latest_run(store, pipeline_name)
+    outputs = component_outputs(store, run).get(component, {}) if run else {}
+    if component == "StatisticsGen" and "ExampleStatistics" in outputs:
+        stats = outputs["ExampleStatistics"][-1]
+        splits = artifact_utils.decode_split_names(stats.properties["split_names"].string_value)
+        counts = dataset_summary(stats.uri, splits, "")["examples"]
+        per_split = ", ".join(f"{split} {count}" for split, count in counts.items())
+        return f"{sum(counts.values())} examples: {per_split}"
+    if "ModelEvaluation" in outputs:
+        metrics, _ = evaluation_metrics(outputs["ModelEvaluation"][-1].uri)
+        blessed = outputs.get("ModelBlessing") and _custom(outputs["ModelBlessing"][-1], "blessed")
+        return f"{len(metrics)} metrics, {'blessed' if blessed else 'not blessed'}"
+    if "PushedModel" in outputs:
+        return "pushed" if _custom(outputs["PushedModel"][-1], "pushed", 0) else "not pushed"
+    return ""
+
+
 def build_summary(
-    metadata_path: str, pipeline_name: str, dataset_name: str, blessing: dict | None = None
+    metadata_path: str, pipeline_name: str, dataset_name: str, blessing: Blessing | None = None
 ) -> dict:
     store = open_store(metadata_path)
     run = latest_run(store, pipeline_name)
@@ -181,6 +223,7 @@ def build_summary(
     artifacts = {}
     for component in ("StatisticsGen", "Trainer", "EmbeddingReport", "Evaluator", "Pusher"):
         artifacts.update(outputs.get(component, {}))
+    blessing = blessing or Blessing()
     summary = {
         "run_id": run.name,
         "components": component_states(store, run),
@@ -188,7 +231,7 @@ def build_summary(
         "blessed": False,
         "metrics": {},
         "baseline_metrics": {},
-        "blessing": blessing or {},
+        "blessing": blessing.to_config(),
         "blessing_reasons": [],
         "dataset": None,
         "artifacts": {},
@@ -202,7 +245,7 @@ def build_summary(
         uri = artifacts["ModelEvaluation"][-1].uri
         summary["metrics"], summary["baseline_metrics"] = evaluation_metrics(uri)
         summary["blessing_reasons"] = blessing_reasons(
-            uri, summary["blessing"], summary["metrics"], summary["baseline_metrics"]
+            uri, blessing, summary["metrics"], summary["baseline_metrics"]
         )
     for key, type_name in (
         ("model_run", "ModelRun"),
@@ -227,26 +270,25 @@ def write_summary(summary: dict, path: str) -> None:
 
 
 def format_summary(summary: dict) -> str:
+    """The short summary the console ends with (every detail is in summary.json)."""
     dataset = summary.get("dataset") or {}
+    shown = [
+        name
+        for name in (em.PRECISION_AT_1, em.MAP_AT_R, em.REFERENCE_MAP_AT_R, em.ROC_AUC, em.EER)
+        if name in summary["metrics"]
+    ]
     lines = [
-        f"Run {summary['run_id']}",
-        *textwrap.wrap(
-            "Components: "
-            + ", ".join(f"{k} {v.lower()}" for k, v in summary["components"].items()),
-            width=98,
-            subsequent_indent="  ",
-        ),
-        f"Dataset: {dataset.get('name')}  examples {dataset.get('examples')}  "
-        f"identities {dataset.get('identities')}",
-        "Metrics:",
-        *textwrap.wrap(
-            ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary["metrics"].items())) or "none",
-            width=96,
-            initial_indent="  ",
-            subsequent_indent="  ",
-        ),
+        f"Run {summary['run_id']}: dataset {dataset.get('name')}, examples "
+        f"{dataset.get('examples')}, identities {dataset.get('identities')}",
+        "Metrics: " + (", ".join(f"{k}={summary['metrics'][k]:.4f}" for k in shown) or "none"),
         f"Blessed: {summary['blessed']}",
-        *(f"  - {reason}" for reason in summary.get("blessing_reasons", [])),
+        *(
+            line
+            for reason in summary.get("blessing_reasons", [])
+            for line in textwrap.wrap(
+                reason, width=100, initial_indent="  - ", subsequent_indent="    "
+            )
+        ),
         f"Pushed model: {summary['pushed_model_dir'] or 'not pushed'}",
         format_serving(summary.get("serving")),
     ]

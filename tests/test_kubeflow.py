@@ -275,7 +275,6 @@ def test_json_output_is_a_pipeline_job_and_flags_drop_gpus_and_resolver(tmp_path
         ("--gpu-type", "NVIDIA_TESLA_T4", "extended resource"),
         ("--image", " ", "container image"),
         ("--gallery", "/srv/faces", "local path"),
-        ("--far", "0", "far must lie in (0, 1)"),
     ],
 )
 def test_arguments_that_cannot_work_stop_before_compiling(
@@ -286,6 +285,17 @@ def test_arguments_that_cannot_work_stop_before_compiling(
     assert cli.main(compile_args(output, serving_dir, flag, value)) == 2
     error = capsys.readouterr().err
     assert message in error and value.strip() in error
+    assert not output.exists()
+
+
+def test_a_shared_option_out_of_range_is_one_line_and_exit_1(tmp_path, capsys, serving_dir):
+    output = tmp_path / "pipeline.yaml"
+    assert cli.main(compile_args(output, serving_dir, "--far", "0")) == 1
+    error = capsys.readouterr().err.strip()
+    assert (
+        error
+        == "siamese-tfx compile kubeflow: error: --far 0.0: expected a finite number > 0 and < 1"
+    )
     assert not output.exists()
 
 

@@ -1,10 +1,12 @@
 """The real pipeline, end to end, on a small folder-per-identity dataset.
 
-Runs every component locally (Beam DirectRunner, SQLite ML Metadata), serves the pushed model,
-re-runs to check that the cache is hit, then trains a deliberately worse model (one step) that
-the baseline comparison must refuse, and writes the HTML report.
+Runs every component locally (Beam DirectRunner, SQLite ML Metadata) with the console it
+prints captured, serves the pushed model, re-runs to check that the cache is hit, then trains
+an untrained-in-effect model (one step at a learning rate of 1e-12) that the floor (raw pixels)
+and the baseline comparison must refuse, and writes the HTML report.
 """
 
+import contextlib
 import glob
 import io
 import json
@@ -61,15 +63,18 @@ ARGS = [
 def runs(identity_folders, tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("run"))
     argv = ["run", "--data", str(identity_folders), "--output-dir", output_dir, *ARGS]
-    first_code = cli.main(argv)
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console):
+        first_code = cli.main(argv)
     with open(os.path.join(output_dir, "summary.json")) as f:
         first = json.load(f)
+    first["console"] = console.getvalue()
     second_code = cli.main(argv)
     with open(os.path.join(output_dir, "summary.json")) as f:
         second = json.load(f)
     versions = sorted(os.listdir(os.path.join(output_dir, "serving_model")))
     worse_code = cli.main(
-        [*argv, "--epochs", "1", "--steps-per-epoch", "1", "--learning-rate", "0"]
+        [*argv, "--epochs", "1", "--steps-per-epoch", "1", "--learning-rate", "1e-12"]
     )
     with open(os.path.join(output_dir, "summary.json")) as f:
         worse = json.load(f)
@@ -89,6 +94,27 @@ def test_every_component_ran_and_the_model_was_blessed_and_pushed(runs):
     dataset = summary["dataset"]
     assert dataset["identities"] == 10
     assert sum(dataset["examples"].values()) == 300
+
+
+def test_the_console_shows_progress_and_the_log_holds_the_libraries(runs):
+    output_dir, (_, summary), *_ = runs
+    lines = summary["console"].splitlines()
+    assert len(lines) <= 30, summary["console"]
+    for component in COMPONENTS:  # A start line, completed or followed by an end line.
+        started = [line for line in lines if line.startswith(f"{component} started ...")]
+        ended = [line for line in lines if line.startswith(f"{component} done in ")]
+        ended += [line for line in started if " done in " in line]
+        assert len(started) == 1 and len(ended) == 1, component
+    assert any(line.startswith("StatisticsGen ") and "300 examples" in line for line in lines)
+    assert any(line.startswith("Trainer done in ") and "3 epochs run" in line for line in lines)
+    assert any(line.startswith("Evaluator ") and "metrics, blessed)" in line for line in lines)
+    assert sum(line.startswith("epoch ") for line in lines) == 3
+    assert "Blessed: True" in lines and not any("WARNING" in line for line in lines)
+    with open(os.path.join(output_dir, "logs", "run.log")) as f:
+        log = f.read()
+    # absl/TFX records, Beam's and TensorFlow's own logging.
+    assert "Component Trainer is running." in log and "apache_beam" in log
+    assert "tensorflow" in log and len(log.splitlines()) > 10 * len(lines)
 
 
 def serialized(path):
@@ -230,11 +256,33 @@ def test_second_run_hits_the_cache(runs):
     )
 
 
-def test_a_worse_model_is_not_blessed_nor_pushed_and_the_report_says_why(runs):
+def test_the_trained_model_beats_the_raw_pixel_floor(runs):
+    _, (_, good), *_ = runs
+    metrics = good["metrics"]
+    assert metrics["map_at_r_gain_over_reference"] >= good["blessing"]["floor_margin"]
+    assert metrics["map_at_r_gain_over_reference"] == pytest.approx(
+        metrics["map_at_r"] - metrics["reference_map_at_r"]
+    )
+    assert any("learned more than the no-learning reference" in r for r in good["blessing_reasons"])
+
+
+def test_an_untrained_model_is_refused_by_the_floor_and_not_pushed(runs):
     output_dir, (_, good), _, (code, worse) = runs
     assert code == 2
     assert worse["blessed"] is False and worse["pushed_model_dir"] is None
     assert worse["components"]["Trainer"] == "COMPLETE"
+    metrics = worse["metrics"]
+    assert metrics["reference_map_at_r"] == pytest.approx(good["metrics"]["reference_map_at_r"])
+    assert metrics["map_at_r_gain_over_reference"] < worse["blessing"]["floor_margin"]
+    reasons = " ".join(worse["blessing_reasons"])
+    assert "map_at_r_gain_over_reference" in reasons and "fails the lower bound" in reasons
+    assert "does not beat the no-learning reference" in reasons
+    assert sorted(os.listdir(os.path.join(output_dir, "serving_model"))) == worse["versions_before"]
+
+
+def test_a_worse_model_is_not_blessed_nor_pushed_and_the_report_says_why(runs):
+    output_dir, (_, good), _, (code, worse) = runs
+    assert code == 2
     assert worse["metrics"]["precision_at_1"] < good["metrics"]["precision_at_1"] - 0.01
     reasons = " ".join(worse["blessing_reasons"])
     assert "fails the change threshold" in reasons and "latest blessed baseline" in reasons
@@ -244,6 +292,7 @@ def test_a_worse_model_is_not_blessed_nor_pushed_and_the_report_says_why(runs):
     with open(os.path.join(output_dir, "report.html")) as f:
         page = f.read()
     assert "Not blessed, not pushed" in page and "fails the change threshold" in page
+    assert "reference_map_at_r" in page and "does not beat the no-learning reference" in page
     figures = glob.glob(os.path.join(worse["artifacts"]["embedding_report"], "*.png"))
     figures += glob.glob(os.path.join(worse["artifacts"]["model_run"], "figures", "*.png"))
     names = {os.path.basename(p) for p in figures}
@@ -262,3 +311,22 @@ def test_a_worse_model_is_not_blessed_nor_pushed_and_the_report_says_why(runs):
     assert {"vectors.tsv", "metadata.tsv", "sprite.png", "projector_config.pbtxt"} <= set(
         os.listdir(projector_dir)
     )
+
+
+def test_a_failing_component_gets_one_line_naming_it_the_input_and_the_problem(tmp_path, capsys):
+    """A corrupt image passes the directory checks but stops ExampleGen: one line names the
+    component, the data and the file, then the path of the full log; exit status 1."""
+    data = tmp_path / "faces"
+    for identity in ("ann", "bob"):
+        (data / identity).mkdir(parents=True)
+        (data / identity / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n but truncated")
+    output_dir = tmp_path / "out"
+    assert cli.main(["run", "--data", str(data), "--output-dir", str(output_dir)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["ExampleGen started ..."]
+    error, log_line = captured.err.strip().splitlines()
+    assert error.startswith(f"siamese-tfx run: ExampleGen failed on {data}: ")
+    assert "1.png: corrupt image" in error
+    log_path = output_dir / "logs" / "run.log"
+    assert log_line.startswith(f"Full log: {log_path}")
+    assert "Traceback" in log_path.read_text()

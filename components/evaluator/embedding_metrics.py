@@ -1,7 +1,7 @@
 """Embedding-quality formulas in NumPy: leave-one-out retrieval and pair verification.
 
 The single definition of every metric that the TFMA wrapper
-(`components.evaluator.retrieval_metrics.EmbeddingMetrics`) reports. Pure functions, no
+(`components.evaluator.tfma_embedding_metrics.EmbeddingMetrics`) reports. Pure functions, no
 TensorFlow, so they are cheap to test against brute-force loops and to benchmark.
 
 Conventions shared by all metrics:
@@ -82,6 +82,11 @@ EER = "eer"
 MEAN_POSITIVE_DISTANCE = "mean_positive_distance"
 MEAN_NEGATIVE_DISTANCE = "mean_negative_distance"
 DISTANCE_GAP = "distance_gap"
+# The no-learning reference (raw pixels) and the model's map_at_r gain over it: emitted by the
+# TFMA wrapper when it is given the image size, for the blessing floor.
+REFERENCE_MAP_AT_R = "reference_map_at_r"
+MAP_AT_R_GAIN = "map_at_r_gain_over_reference"
+REFERENCE_METRIC_NAMES = (REFERENCE_MAP_AT_R, MAP_AT_R_GAIN)
 
 
 def recall_name(k: int) -> str:

@@ -1,8 +1,11 @@
 """The EvalConfig of the stock Evaluator: embedding metrics and the blessing thresholds.
 
 All metrics come from one `EmbeddingMetrics` combiner (components/evaluator/
-retrieval_metrics.py); the gating metric carries the value threshold (lower bound) and,
-against a baseline model, the change threshold (maximum regression).
+tfma_embedding_metrics.py); the gating metric carries the value threshold (lower bound) and,
+against a baseline model, the change threshold (maximum regression). The blessing floor is a
+second MetricConfig gating map_at_r_gain_over_reference (the candidate's map_at_r minus that of
+raw pixels, computed by the same combiner from the eval images) with the floor margin as its
+lower bound.
 
 Baselines (verified with TFMA 0.47.1 / TFX 1.16): change thresholds only apply when two
 models are evaluated. `with_baseline=True` declares a 'candidate' and an `is_baseline`
@@ -20,8 +23,9 @@ import tensorflow_model_analysis as tfma
 
 from components.evaluator import embedding_metrics as em
 from components.evaluator.embedding_metrics import gating_metric_names
+from components.evaluator.tfma_embedding_metrics import emitted_names
 
-METRICS_MODULE = "components.evaluator.retrieval_metrics"
+METRICS_MODULE = "components.evaluator.tfma_embedding_metrics"
 METRICS_CLASS = "EmbeddingMetrics"
 PRECISION_AT_1 = em.PRECISION_AT_1
 CANDIDATE_MODEL = tfma.CANDIDATE_KEY  # "candidate"
@@ -39,6 +43,8 @@ def create_eval_config(
     max_pairs: int = em.DEFAULT_MAX_PAIRS,
     seed: int = em.DEFAULT_SEED,
     far_targets: Sequence[float] = em.DEFAULT_FAR_TARGETS,
+    floor_margin: float | None = None,
+    reference_image: tuple[int, int] | None = None,
 ) -> tfma.EvalConfig:
     """Blesses a model whose `gating_metric` on the eval split passes the thresholds.
 
@@ -52,19 +58,34 @@ def create_eval_config(
         key (also lower-is-better ones such as eer with an upper_bound). Each becomes its own
         MetricConfig; TFMA shares the one combiner between them.
       recall_at_k, max_pairs, seed, far_targets: EmbeddingMetrics options.
-    At least one of lower_bound / max_regression is required, so that something gates.
+      floor_margin: if set, map_at_r must beat the raw-pixel reference by at least this
+        (a lower bound on map_at_r_gain_over_reference).
+      reference_image: (image_size, channels) the raw-pixel reference decodes the eval images
+        at, as the model's preprocessing does; required with floor_margin.
+    At least one of lower_bound / max_regression / floor_margin is required.
     """
-    names = em.metric_names(recall_at_k, far_targets)
+    if floor_margin is not None and not reference_image:
+        raise ValueError("floor_margin needs reference_image=(image_size, channels)")
+    reference_size, reference_channels = reference_image or (0, 1)
+    names = emitted_names(recall_at_k, far_targets, reference_size)
     if gating_metric not in gating_metric_names(recall_at_k, far_targets):
         raise ValueError(
             f"gating_metric must be one of {gating_metric_names(recall_at_k, far_targets)}, "
             f"got {gating_metric!r}"
         )
-    if lower_bound is None and max_regression is None:
-        raise ValueError("set lower_bound and/or max_regression: nothing would gate the model")
+    if lower_bound is None and max_regression is None and floor_margin is None:
+        raise ValueError(
+            "set lower_bound, max_regression and/or floor_margin: nothing would gate the model"
+        )
     if max_regression is not None and max_regression < 0:
         raise ValueError(f"max_regression must be >= 0, got {max_regression}")
     extra_thresholds = dict(extra_thresholds or {})
+    if floor_margin is not None:
+        if em.MAP_AT_R_GAIN in extra_thresholds:
+            raise ValueError(f"floor_margin already sets the {em.MAP_AT_R_GAIN} threshold")
+        floor = tfma.MetricThreshold()
+        floor.value_threshold.lower_bound.value = float(floor_margin)
+        extra_thresholds[em.MAP_AT_R_GAIN] = floor
     unknown = sorted(set(extra_thresholds) - set(names))
     if unknown or gating_metric in extra_thresholds:
         raise ValueError(
@@ -85,13 +106,16 @@ def create_eval_config(
         "seed": int(seed),
         "far_targets": [float(far) for far in far_targets],
     }
+    if reference_size:
+        options["reference_image_size"] = int(reference_size)
+        options["reference_channels"] = int(reference_channels)
 
     def metric_config(name: str, threshold: tfma.MetricThreshold) -> tfma.MetricConfig:
         return tfma.MetricConfig(
             class_name=METRICS_CLASS,
             module=METRICS_MODULE,
             config=json.dumps({"name": name, **options}),
-            threshold=threshold,
+            threshold=threshold if threshold.ByteSize() else None,
         )
 
     metrics = [metric_config(gating_metric, gate)]

@@ -41,7 +41,7 @@ def test_positional_lower_bound_gates_precision_at_1():
     assert (spec.name, spec.label_key, spec.prediction_key) == ("", "label", "embedding")
     (metric,) = config.metrics_specs[0].metrics
     assert metric.class_name == "EmbeddingMetrics"
-    assert metric.module == "components.evaluator.retrieval_metrics"
+    assert metric.module == "components.evaluator.tfma_embedding_metrics"
     assert json.loads(metric.config) == {
         "name": "precision_at_1",
         "recall_at_k": [1, 5, 10],
@@ -131,3 +131,25 @@ def test_regression_only_gate():
     threshold = config.metrics_specs[0].metrics[0].threshold
     assert not threshold.HasField("value_threshold")
     assert threshold.change_threshold.absolute.value == -0.02
+
+
+def test_floor_gates_the_gain_over_raw_pixels_with_the_margin():
+    config = create_eval_config(0.5, floor_margin=0.02, reference_image=(28, 1))
+    gate, floor = config.metrics_specs[0].metrics
+    assert json.loads(floor.config)["name"] == em.MAP_AT_R_GAIN
+    assert floor.threshold == _value(lower=0.02)
+    for metric in (gate, floor):  # One shared combiner: the same options on both.
+        options = json.loads(metric.config)
+        assert (options["reference_image_size"], options["reference_channels"]) == (28, 1)
+    assert {em.REFERENCE_MAP_AT_R, em.MAP_AT_R_GAIN} <= {k.name for k in _emitted_keys(config)}
+    thresholds = _thresholds(config)
+    assert any(key.name == em.MAP_AT_R_GAIN for key in thresholds)
+    # The floor alone may gate; without the image size there is no reference to compare with.
+    only_floor = create_eval_config(floor_margin=0.0, reference_image=(16, 3))
+    assert [json.loads(m.config)["name"] for m in only_floor.metrics_specs[0].metrics] == [
+        "precision_at_1",
+        em.MAP_AT_R_GAIN,
+    ]
+    assert not only_floor.metrics_specs[0].metrics[0].HasField("threshold")
+    with pytest.raises(ValueError, match="reference_image"):
+        create_eval_config(0.5, floor_margin=0.02)

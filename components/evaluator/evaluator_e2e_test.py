@@ -22,7 +22,7 @@ from tfx.utils import proto_utils
 from components.evaluator import embedding_metrics as em
 from components.evaluator.eval_config import create_eval_config
 
-MODULE = "components.evaluator.retrieval_metrics"
+MODULE = "components.evaluator.tfma_embedding_metrics"
 
 
 class _PixelEmbedder(tf.Module):
@@ -259,3 +259,41 @@ def test_labels_from_parsed_features(setup):
     metrics, failures = _run(setup, "from_features", config, {"": "good"})
     assert metrics[""]["precision_at_1"] == pytest.approx(expected, abs=1e-9)
     assert failures == [("precision_at_1", "", False, "")]
+
+
+def _raw_pixel_map_at_r(setup) -> float:
+    """The floor's reference by hand: the 4x4 PNGs as unit vectors of their [0, 1] pixels."""
+    pixels = []
+    for record in tf.data.TFRecordDataset(setup["data"]).as_numpy_iterator():
+        png = tf.train.Example.FromString(record).features.feature["image"].bytes_list.value[0]
+        pixels.append(tf.io.decode_png(png).numpy().reshape(-1) / 255.0)
+    pixels = np.array(pixels)
+    pixels /= np.linalg.norm(pixels, axis=1, keepdims=True)
+    return em.retrieval_metrics(pixels, setup["labels"])[em.MAP_AT_R]
+
+
+def test_floor_compares_with_raw_pixels_read_from_the_eval_examples(setup):
+    """The pipeline's path: the stock TFX Evaluator hands the combiner the parsed image feature;
+    a model whose map_at_r does not beat raw pixels by the margin is not blessed."""
+    reference = _raw_pixel_map_at_r(setup)
+    gains = {
+        name: em.retrieval_metrics(setup["embeddings"][name], setup["labels"])[em.MAP_AT_R]
+        - reference
+        for name in ("good", "bad")
+    }
+    assert gains["bad"] < gains["good"] - 0.1
+    margin = (gains["good"] + gains["bad"]) / 2
+    config = create_eval_config(0.0, floor_margin=margin, reference_image=(4, 1))
+    for name, want_blessed in (("good", True), ("bad", False)):
+        blessed, failures = _tfx_evaluate(setup, f"floor_{name}", name, None, config)
+        assert blessed == want_blessed
+        assert failures == ([] if want_blessed else [(em.MAP_AT_R_GAIN, "", False, "")])
+        metrics = {
+            item.key.name: item.value.double_value.value
+            for per_slice in tfma.load_metrics(
+                str(setup["root"] / "tfx" / f"floor_{name}" / "evaluation")
+            )
+            for item in per_slice.metric_keys_and_values
+        }
+        assert metrics[em.REFERENCE_MAP_AT_R] == pytest.approx(reference, abs=1e-6)
+        assert metrics[em.MAP_AT_R_GAIN] == pytest.approx(gains[name], abs=1e-6)

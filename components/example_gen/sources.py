@@ -5,21 +5,16 @@ import os
 import tensorflow as tf
 from tfx.proto import example_gen_pb2
 
-DIGITS = "digits"
-IDX = "idx"
-FOLDER = "folder"
-TFRECORD = "tfrecord"
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-IDX_SPLITS = {"train": "train", "eval": "t10k"}
-
-
-class DatasetError(ValueError):
-    """The data path cannot be read as any supported dataset."""
-
-
-def _is_tfrecord_name(name: str) -> bool:
-    return ".tfrecord" in name or name.endswith((".tfr", ".tfrecords"))
+from components.example_gen.dataset_check import (  # noqa: F401 (re-exported)
+    DIGITS,
+    FOLDER,
+    IDX,
+    IDX_SPLITS,
+    IMAGE_EXTENSIONS,
+    TFRECORD,
+    DatasetError,
+)
+from components.example_gen.dataset_check import is_tfrecord_name as _is_tfrecord_name
 
 
 def detect_format(data: str) -> str:

@@ -6,6 +6,8 @@ No TensorFlow here: the command line validates these before its heavy imports.
 import dataclasses
 import json
 
+from components.settings import check_choice, check_float, check_int
+
 GALLERY_MODES = ("images", "centroids")
 TRAIN_SPLIT_GALLERY = ""  # `gallery` value meaning: the pipeline's own train split.
 # FARs above the target that the Evaluator also reports, for the fallback when the eval split
@@ -24,14 +26,10 @@ class ServingSettings:
     max_image_pixels: int = 16_000_000  # Served images declaring more pixels are refused.
 
     def __post_init__(self):
-        if not (isinstance(self.far, float | int) and 0.0 < self.far < 1.0):
-            raise ValueError(f"far must lie in (0, 1), got {self.far!r}")
-        if self.gallery_mode not in GALLERY_MODES:
-            raise ValueError(f"unknown gallery_mode {self.gallery_mode!r}; choose {GALLERY_MODES}")
+        check_float("far", self.far, 0.0, 1.0, low_open=True, high_open=True)
+        check_choice("gallery_mode", self.gallery_mode, GALLERY_MODES)
         for name in ("top_k", "max_gallery", "max_image_pixels"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            check_int(name, getattr(self, name), 1)
         if self.gallery and not self.with_gallery:
             raise ValueError(f"gallery {self.gallery!r} given but with_gallery is False")
 

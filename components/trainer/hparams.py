@@ -8,10 +8,14 @@ warm-up and cosine decay, 12 epochs, bfloat16 mixed precision where the CPU has 
 
 import dataclasses
 
+from components.settings import SettingError, check_choice, check_float, check_int
+
 MODELS = ("cnn", "mlp", "resnet")
 STRATEGIES = ("semi_hard", "batch_hard", "batch_all", "random")
 LR_SCHEDULES = ("cosine", "constant")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
+# Three conv blocks halve the image down to 8x8 at most; smaller images leave nothing to learn.
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,23 +50,35 @@ class HParams:
     seed: int = 42
 
     def __post_init__(self):
-        for name, value, choices in (
-            ("model", self.model, MODELS),
-            ("triplet_strategy", self.triplet_strategy, STRATEGIES),
-            ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
-            ("mixed_precision", self.mixed_precision, MIXED_PRECISION),
+        """Every field within its range, so a bad value fails here and not deep in training."""
+        for name, choices in (
+            ("model", MODELS),
+            ("triplet_strategy", STRATEGIES),
+            ("lr_schedule", LR_SCHEDULES),
+            ("mixed_precision", MIXED_PRECISION),
         ):
-            if value not in choices:
-                raise ValueError(f"unknown {name} {value!r}; choose from {choices}")
+            check_choice(name, getattr(self, name), choices)
+        check_choice("channels", self.channels, (1, 3))
+        check_int("image_size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
+        check_int("width", self.width, 1, 1024)
+        check_int("embedding_dim", self.embedding_dim, 2, 4096)
+        # Unit-norm embeddings lie at most 2 apart (4 squared): a larger margin cannot be met.
+        check_float("margin", self.margin, 0.0, 4.0, low_open=True)
+        pairs = 1 if self.triplet_strategy == "random" else 2  # online mining needs pairs
+        check_int("identities_per_batch", self.identities_per_batch, pairs)
+        check_int("images_per_identity", self.images_per_identity, pairs)
+        check_int("triplets_per_batch", self.triplets_per_batch, 1)
+        check_int("epochs", self.epochs, 1, 100_000)
+        check_int("steps_per_epoch", self.steps_per_epoch, 0)
+        check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        check_float("warmup_epochs", self.warmup_epochs, 0.0)
+        check_float("augment_shift", self.augment_shift, 0.0, 0.5)
+        check_int("early_stopping_patience", self.early_stopping_patience, 0)
+        check_int("seed", self.seed, 0, 2**31 - 1)
         if self.triplet_strategy == "batch_all" and self.soft_margin:
-            raise ValueError("batch_all supports the hard margin only")
-        for name in ("identities_per_batch", "images_per_identity", "triplets_per_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.images_per_identity < 2 and self.triplet_strategy != "random":
-            raise ValueError("images_per_identity must be at least 2 for online mining")
-        if self.identities_per_batch < 2 and self.triplet_strategy != "random":
-            raise ValueError("identities_per_batch must be at least 2 for online mining")
+            raise SettingError(
+                "soft_margin", True, "batch_all supports the hard margin only (drop --soft-margin)"
+            )
 
     @property
     def batch_size(self) -> int:

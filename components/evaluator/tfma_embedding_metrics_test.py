@@ -1,4 +1,4 @@
-"""Tests for retrieval_metrics: the P@1 oracle and the TFMA wrappers without a Beam run.
+"""Tests for tfma_embedding_metrics: the P@1 oracle and the TFMA wrappers without a Beam run.
 
 Real TFMA / TFX Evaluator runs are in evaluator_e2e_test.py.
 """
@@ -13,9 +13,9 @@ from tensorflow_model_analysis.metrics import metric_specs, metric_types
 
 from components.evaluator import embedding_metrics as em
 from components.evaluator.embedding_metrics import precision_at_one
-from components.evaluator.retrieval_metrics import EmbeddingMetrics
+from components.evaluator.tfma_embedding_metrics import EmbeddingMetrics
 
-MODULE = "components.evaluator.retrieval_metrics"
+MODULE = "components.evaluator.tfma_embedding_metrics"
 
 
 def _oracle(embeddings, labels):
@@ -139,3 +139,49 @@ def test_combiner_collects_once_and_emits_every_key():
     assert all(key.example_weighted is False and key.model_name == "" for key in output)
     empty = combiner.extract_output(combiner.create_accumulator())
     assert len(empty) == len(expected) and all(math.isnan(v) for v in empty.values())
+
+
+def test_raw_pixel_reference_keeps_images_with_their_labels_across_merges(monkeypatch):
+    """The floor's reference: images decoded in batches, accumulators merged in any order, and
+    the result equal to raw-pixel MAP@R computed by hand; no image -> a clear error."""
+    import tensorflow as tf
+
+    from components.evaluator import tfma_embedding_metrics
+    from components.transform.preprocessing import IMAGE_KEY
+
+    monkeypatch.setattr(tfma_embedding_metrics, "_DECODE_BATCH", 4)  # Several decode batches.
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, size=24)
+    prototypes = rng.integers(0, 256, size=(4, 6, 6))
+    pixels = np.clip(prototypes[labels] + rng.normal(0, 70, size=(24, 6, 6)), 0, 255)
+    pngs = [tf.io.encode_png(p.astype(np.uint8)[..., None]).numpy() for p in pixels]
+    embeddings = rng.normal(size=(24, 3)).astype(np.float32)
+    (computation,) = EmbeddingMetrics(reference_image_size=6).computations(example_weighted=False)
+    combiner = computation.combiner
+    accumulators = []
+    for part in np.array_split(np.arange(24), 3):
+        accumulator = combiner.create_accumulator()
+        for i in part:
+            inputs = metric_types.StandardMetricInputs(
+                labels=np.array([str(labels[i]).encode()]),
+                predictions=embeddings[i],
+                features={IMAGE_KEY: np.array([pngs[i]], dtype=object)},
+            )
+            accumulator = combiner.add_input(accumulator, inputs)
+        accumulators.append(accumulator)
+    output = combiner.extract_output(combiner.merge_accumulators(accumulators[::-1]))
+    values = {key.name: value for key, value in output.items()}
+
+    raw = pixels.astype(np.uint8).reshape(24, -1) / 255.0
+    raw /= np.linalg.norm(raw, axis=1, keepdims=True)
+    reference = em.retrieval_metrics(raw, labels)[em.MAP_AT_R]
+    model = em.retrieval_metrics(embeddings, labels)[em.MAP_AT_R]
+    assert values[em.REFERENCE_MAP_AT_R] == pytest.approx(reference, abs=1e-5)
+    assert values[em.MAP_AT_R_GAIN] == pytest.approx(model - reference, abs=1e-5)
+    assert reference > model + 0.2  # Pixels of noisy prototypes beat random embeddings.
+
+    no_image = metric_types.StandardMetricInputs(
+        labels=np.array([b"a"]), predictions=embeddings[0], features={}
+    )
+    with pytest.raises(ValueError, match="raw-pixel reference needs the encoded 'image'"):
+        combiner.add_input(combiner.create_accumulator(), no_image)

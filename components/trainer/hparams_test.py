@@ -1,0 +1,58 @@
+"""HParams refuses every out-of-range value, naming the field, the value and the range."""
+
+import math
+
+import pytest
+
+from components.settings import SettingError
+from components.trainer.hparams import HParams
+
+
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("epochs", -1, "from 1 to"),
+        ("epochs", 0, "from 1 to"),
+        ("margin", -2.0, "> 0"),
+        ("margin", 0.0, "> 0"),
+        ("margin", math.inf, "finite"),
+        ("embedding_dim", 0, "from 2 to"),
+        ("image_size", 0, "from 8 to"),
+        ("image_size", 4096, "from 8 to"),
+        ("width", 0, "from 1 to"),
+        ("channels", 2, "1, 3"),
+        ("learning_rate", math.nan, "finite number > 0"),
+        ("learning_rate", 0.0, "> 0"),
+        ("learning_rate", 5.0, "<= 1"),
+        ("steps_per_epoch", -3, ">= 0"),
+        ("warmup_epochs", -0.5, ">= 0"),
+        ("warmup_epochs", math.nan, "finite"),
+        ("augment_shift", 0.9, "<= 0.5"),
+        ("early_stopping_patience", -1, ">= 0"),
+        ("identities_per_batch", 1, ">= 2"),
+        ("images_per_identity", 1, ">= 2"),
+        ("triplets_per_batch", 0, ">= 1"),
+        ("seed", -1, "from 0 to"),
+        ("epochs", 2.5, "whole number"),
+        ("model", "vgg", "cnn"),
+    ],
+)
+def test_out_of_range_values_are_refused_with_their_range(field, value, allowed):
+    with pytest.raises(SettingError) as error:
+        HParams(**{field: value})
+    assert error.value.name == field
+    assert allowed in error.value.allowed
+    assert str(value) in str(error.value) or repr(value) in str(error.value)
+
+
+def test_batch_all_refuses_the_soft_margin_and_random_allows_single_pairs():
+    with pytest.raises(SettingError, match="hard margin") as error:
+        HParams(triplet_strategy="batch_all", soft_margin=True)
+    assert error.value.name == "soft_margin"
+    HParams(triplet_strategy="random", identities_per_batch=1, images_per_identity=1)
+
+
+def test_defaults_and_edges_are_accepted():
+    HParams()
+    HParams(image_size=8, embedding_dim=2, epochs=1, learning_rate=1.0, margin=4.0)
+    assert HParams.from_config(HParams().to_config()) == HParams()
