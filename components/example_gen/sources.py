@@ -1,5 +1,17 @@
-"""Finds what kind of image dataset a path holds and how ExampleGen should split it."""
+"""Finds what kind of image dataset a path holds and how ExampleGen should split it.
 
+Splits of folder and TFRecord data are hashes (IDX data keeps its train/t10k files):
+  * by image: each example is hashed, so eval holds new images of identities also in train
+    (closed-set evaluation);
+  * by identity: the identity name (the `label` feature) is hashed, so every image of an
+    identity lands in the same split and eval identities never appear in train: the Evaluator
+    measures verification and retrieval of people the model has never seen (open-set).
+Identity folders default to `identity` (a folder per person is what verification is for);
+TFRecords default to `image`, since they often hold a few classes (say 10) where holding out
+whole classes would leave little to train on. Choose with `--split-by`.
+"""
+
+import contextlib
 import os
 
 import tensorflow as tf
@@ -10,12 +22,37 @@ IDX = "idx"
 FOLDER = "folder"
 TFRECORD = "tfrecord"
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# PNG and JPEG are stored as they are; the others are transcoded to PNG (images.py).
+IMAGE_EXTENSIONS = (
+    ".png", ".jpg", ".jpeg", ".gif", ".pgm", ".ppm", ".pnm", ".pbm", ".bmp", ".tif", ".tiff",
+    ".webp",
+)  # fmt: skip
 IDX_SPLITS = {"train": "train", "eval": "t10k"}
+SPLIT_BY_IMAGE = "image"
+SPLIT_BY_IDENTITY = "identity"
+SPLIT_BY = (SPLIT_BY_IMAGE, SPLIT_BY_IDENTITY)
+PARTITION_FEATURE = "label"  # The raw identity feature (readers.make_example).
 
 
 class DatasetError(ValueError):
     """The data path cannot be read as any supported dataset."""
+
+
+@contextlib.contextmanager
+def utf8_names(data: str):
+    """Turns a bare UnicodeDecodeError from listing `data` into a DatasetError naming the path.
+
+    File systems allow any bytes in a name; TensorFlow's file API (and labels) need UTF-8.
+    """
+    try:
+        yield
+    except UnicodeDecodeError as e:
+        name = e.object if isinstance(e.object, bytes) else b""
+        folder = os.path.dirname(name.rstrip(b"/")) if name.count(b"/") > 1 else name
+        raise DatasetError(
+            f"{data}: the folder or file name {folder!r} is not valid UTF-8 text "
+            f"({e.reason}); identity folder names become labels: rename it"
+        ) from e
 
 
 def _is_tfrecord_name(name: str) -> bool:
@@ -28,7 +65,8 @@ def detect_format(data: str) -> str:
         return DIGITS
     if not tf.io.gfile.isdir(data):
         raise DatasetError(f"{data}: not a directory (and not the built-in dataset 'digits')")
-    names = [n.rstrip("/") for n in tf.io.gfile.listdir(data)]
+    with utf8_names(data):
+        names = [n.rstrip("/") for n in tf.io.gfile.listdir(data)]
     if any(n.startswith("train-images-idx3-ubyte") for n in names):
         return IDX
     if any(_is_tfrecord_name(n) for n in names):
@@ -55,21 +93,42 @@ def input_config(data_format: str) -> example_gen_pb2.Input:
     return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)])
 
 
-def output_config(data_format: str, eval_fraction: float) -> example_gen_pb2.Output:
-    """Keeps IDX train/test files as they are; hash-splits the other formats."""
+def default_split_by(data_format: str) -> str:
+    """identity for identity folders, image otherwise (IDX files keep their own split)."""
+    return SPLIT_BY_IDENTITY if data_format == FOLDER else SPLIT_BY_IMAGE
+
+
+def check_split_by(data_format: str, split_by: str) -> str:
+    """The split mode to use: `split_by`, or the format's default when it is empty."""
+    split_by = split_by or default_split_by(data_format)
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
+    if data_format in (IDX, DIGITS) and split_by != SPLIT_BY_IMAGE:
+        raise ValueError(
+            f"split_by {split_by!r} applies to folder and TFRecord data; MNIST-format (IDX) "
+            "data keeps its train/t10k files as the train/eval splits"
+        )
+    return split_by
+
+
+def output_config(
+    data_format: str, eval_fraction: float, split_by: str = ""
+) -> example_gen_pb2.Output:
+    """Keeps IDX train/t10k files as they are; hash-splits the other formats by image or by
+    identity (see the module docstring)."""
+    split_by = check_split_by(data_format, split_by)
     if data_format in (IDX, DIGITS):
         return example_gen_pb2.Output()
     if not 0.0 < eval_fraction < 1.0:
         raise ValueError(f"eval fraction must be between 0 and 1, got {eval_fraction}")
     buckets = 100
     eval_buckets = max(1, round(eval_fraction * buckets))
-    return example_gen_pb2.Output(
-        split_config=example_gen_pb2.SplitConfig(
-            splits=[
-                example_gen_pb2.SplitConfig.Split(
-                    name="train", hash_buckets=buckets - eval_buckets
-                ),
-                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
-            ]
-        )
+    split_config = example_gen_pb2.SplitConfig(
+        splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=buckets - eval_buckets),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
+        ]
     )
+    if split_by == SPLIT_BY_IDENTITY:  # A oneof: set only to hash a feature, not the example.
+        split_config.partition_feature_name = PARTITION_FEATURE
+    return example_gen_pb2.Output(split_config=split_config)
