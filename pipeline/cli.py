@@ -6,6 +6,7 @@ import logging
 import sys
 
 from components.evaluator.embedding_metrics import gating_metric_names
+from components.example_gen.split_modes import SPLIT_BY
 from components.trainer.hparams import LR_SCHEDULES, MIXED_PRECISION, MODELS, STRATEGIES, HParams
 from pipeline import configs
 
@@ -181,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=configs.DEFAULT_DATA,
         help="'digits' (built in, default), an MNIST-format folder (train-/t10k- "
         "IDX files, .gz or not), a folder per identity (ROOT/<identity>/"
-        "<image>.png|jpg), or a folder of raw-format TFRecord files",
+        "<image>: PNG, JPEG, GIF, PGM/PPM/PNM, BMP, TIFF or WebP), or a folder of "
+        "raw-format TFRecord files",
     )
     run.add_argument(
         "--output-dir",
@@ -196,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of images in eval for folder and TFRecord data "
         "(default %(default)s; IDX data keeps its train/t10k files)",
     )
+    add_split_option(run)
     add_blessing_options(run)
     add_training_options(run)
     report = commands.add_parser(
@@ -214,6 +217,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     kubeflow_runner.add_compile_parser(commands)
     return parser
+
+
+def add_split_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split-by",
+        choices=SPLIT_BY,
+        default="",
+        help="how folder and TFRecord data is split into train and eval: identity (all images "
+        "of an identity in one split, so eval measures people never seen in training: "
+        "open-set) or image (eval holds new images of identities in train: closed-set). "
+        "Default: identity for identity folders, image for TFRecords; IDX data keeps its "
+        "train/t10k files",
+    )
 
 
 def add_blessing_options(parser: argparse.ArgumentParser) -> None:
@@ -293,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         hparams=hparams_from(args),
         blessing=blessing_from(args),
         eval_fraction=args.eval_fraction,
+        split_by=args.split_by,
         beam_args=[*configs.DEFAULT_BEAM_ARGS, *beam_args],
     )
     try:

@@ -17,6 +17,7 @@ class LocalRun:
     hparams: dict
     blessing: dict = field(default_factory=dict)  # create_pipeline's blessing keywords.
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
+    split_by: str = ""  # "image" or "identity"; "" = the data format's default
     beam_args: list[str] = field(default_factory=lambda: list(configs.DEFAULT_BEAM_ARGS))
     pipeline_name: str = configs.PIPELINE_NAME
 
@@ -48,6 +49,7 @@ def run(options: LocalRun) -> dict:
         hparams=options.hparams,
         **options.blessing,
         eval_fraction=options.eval_fraction,
+        split_by=options.split_by,
         beam_pipeline_args=options.beam_args,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             configs.metadata_path(output_dir)

@@ -12,6 +12,7 @@ from tfx.components import (
 )
 
 from components.evaluator.eval_config import create_eval_config
+from components.example_gen import sources
 from components.example_gen.component import create_example_gen
 from components.reporting.component import EmbeddingReport
 from components.validation.anomaly_gate import AnomalyGate
@@ -32,11 +33,14 @@ def create_pipeline(
     use_baseline_resolver: bool = True,
     report_examples: int = configs.DEFAULT_REPORT_EXAMPLES,
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION,
+    split_by: str = "",
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
-    example_gen = create_example_gen(data_dir, data_format, eval_fraction)
+    # "identity" (open set) or "image"; "" = the data format's default (sources.py).
+    split_by = sources.check_split_by(data_format, split_by)
+    example_gen = create_example_gen(data_dir, data_format, eval_fraction, split_by)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True

@@ -95,8 +95,10 @@ def render(summary: dict) -> str:
     ]
     if reasons:
         parts.append("<ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in reasons) + "</ul>")
+    split_note = (summary.get("eval_split") or {}).get("note")
     parts += [
         "<h2>Metrics (eval split)</h2>",
+        f"<p>Eval split: {html.escape(split_note)}.</p>" if split_note else "",
         _table(["metric", "candidate", "baseline", "threshold"], metrics_rows(summary)),
     ]
     parts += [

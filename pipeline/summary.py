@@ -10,7 +10,9 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
+from tfx.utils import proto_utils
 
 COMPLETE, CACHED = "COMPLETE", "CACHED"
 
@@ -97,6 +99,30 @@ def dataset_summary(statistics_uri: str, split_names: list[str], name: str) -> d
     }
 
 
+def eval_split(store, run_context) -> dict:
+    """How ExampleGen made the eval split, from its recorded output_config: by identity (the
+    metrics are open-set: identities never seen in training), by image, or IDX files."""
+    for execution in store.get_executions_by_context(run_context.id):
+        config = execution.custom_properties.get("output_config")
+        if _component_of(store, execution) != "ExampleGen" or config is None:
+            continue
+        output = proto_utils.json_to_proto(config.string_value, example_gen_pb2.Output())
+        if not output.split_config.splits:
+            return {"split_by": "files", "open_set": None, "note": "the dataset's own files"}
+        if output.split_config.partition_feature_name:
+            return {
+                "split_by": "identity",
+                "open_set": True,
+                "note": "open-set: eval identities never appear in training",
+            }
+        return {
+            "split_by": "image",
+            "open_set": False,
+            "note": "closed-set: eval holds new images of identities seen in training",
+        }
+    return {}
+
+
 def evaluation_metrics(evaluation_uri: str) -> tuple[dict, dict]:
     """(candidate metrics, baseline metrics) of the overall slice, name -> value."""
     candidate, baseline = {}, {}
@@ -168,6 +194,7 @@ def build_summary(
         "blessing": blessing or {},
         "blessing_reasons": [],
         "dataset": None,
+        "eval_split": eval_split(store, run),
         "artifacts": {},
     }
     if "ExampleStatistics" in artifacts:
@@ -214,7 +241,7 @@ def format_summary(summary: dict) -> str:
         ),
         f"Dataset: {dataset.get('name')}  examples {dataset.get('examples')}  "
         f"identities {dataset.get('identities')}",
-        "Metrics:",
+        f"Metrics on the eval split ({(summary.get('eval_split') or {}).get('note', 'unknown')}):",
         *textwrap.wrap(
             ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary["metrics"].items())) or "none",
             width=96,

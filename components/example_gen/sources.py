@@ -1,14 +1,10 @@
 """Finds what kind of image dataset a path holds and how ExampleGen should split it.
 
-Splits of folder and TFRecord data are hashes (IDX data keeps its train/t10k files):
-  * by image: each example is hashed, so eval holds new images of identities also in train
-    (closed-set evaluation);
-  * by identity: the identity name (the `label` feature) is hashed, so every image of an
-    identity lands in the same split and eval identities never appear in train: the Evaluator
-    measures verification and retrieval of people the model has never seen (open-set).
-Identity folders default to `identity` (a folder per person is what verification is for);
-TFRecords default to `image`, since they often hold a few classes (say 10) where holding out
-whole classes would leave little to train on. Choose with `--split-by`.
+Splits of folder and TFRecord data are hashes, by image or by identity (split_modes.py); IDX
+data keeps its train/t10k files. Identity folders default to `identity` (a folder per person is
+what verification is for); TFRecords default to `image`, since they often hold a few classes
+(say 10) where holding out whole classes would leave little to train on. Choose with
+`--split-by`.
 """
 
 import contextlib
@@ -16,6 +12,9 @@ import os
 
 import tensorflow as tf
 from tfx.proto import example_gen_pb2
+
+from components.example_gen.split_modes import SPLIT_BY, SPLIT_BY_IDENTITY, SPLIT_BY_IMAGE
+from components.transform import preprocessing
 
 DIGITS = "digits"
 IDX = "idx"
@@ -28,10 +27,7 @@ IMAGE_EXTENSIONS = (
     ".webp",
 )  # fmt: skip
 IDX_SPLITS = {"train": "train", "eval": "t10k"}
-SPLIT_BY_IMAGE = "image"
-SPLIT_BY_IDENTITY = "identity"
-SPLIT_BY = (SPLIT_BY_IMAGE, SPLIT_BY_IDENTITY)
-PARTITION_FEATURE = "label"  # The raw identity feature (readers.make_example).
+PARTITION_FEATURE = preprocessing.LABEL_KEY  # The raw identity feature hashed by identity.
 
 
 class DatasetError(ValueError):
