@@ -8,10 +8,15 @@ warm-up and cosine decay, 12 epochs, bfloat16 mixed precision where the CPU has 
 
 import dataclasses
 
+from components.evaluator import embedding_metrics as em
+from components.example_gen.split_modes import SPLIT_BY
+
 MODELS = ("cnn", "mlp", "resnet")
 STRATEGIES = ("semi_hard", "batch_hard", "batch_all", "random")
 LR_SCHEDULES = ("cosine", "constant")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
+SELECTION_METRICS = (em.MAP_AT_R, em.PRECISION_AT_1, em.R_PRECISION)  # validation, per epoch
+VALIDATION_BY = SPLIT_BY  # The validation slice is held back like the eval split: image/identity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +45,15 @@ class HParams:
     augment: bool = False  # random shifts of up to augment_shift of the image size
     augment_shift: float = 0.1
     augment_flip: bool = False  # also random left-right flips (faces; not digits or clothes)
-    early_stopping_patience: int = 0  # epochs without a better eval loss; 0 = off
+    # Model selection (validation.py, selection.py): a slice of the train split held back,
+    # by image or by identity (the pipeline sets validation_by from --split-by); each epoch's
+    # retrieval metrics on it pick the epoch kept; patience: epochs without improvement before
+    # stopping (0 = train every epoch, still keep the best).
+    validation_fraction: float = 0.1  # 0 = no slice: train on all, keep the last epoch
+    validation_max_images: int = 2000
+    validation_by: str = "image"
+    selection_metric: str = em.MAP_AT_R
+    early_stopping_patience: int = 3
     backup_dir: str = ""  # BackupAndRestore dir; "" = derived from the pipeline root + inputs
     mixed_precision: str = "auto"  # float16 on GPU, bfloat16 on CPUs with bf16 units, else off
     seed: int = 42
@@ -51,9 +64,17 @@ class HParams:
             ("triplet_strategy", self.triplet_strategy, STRATEGIES),
             ("lr_schedule", self.lr_schedule, LR_SCHEDULES),
             ("mixed_precision", self.mixed_precision, MIXED_PRECISION),
+            ("validation_by", self.validation_by, VALIDATION_BY),
+            ("selection_metric", self.selection_metric, SELECTION_METRICS),
         ):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose from {choices}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(
+                f"validation_fraction must be in [0, 1), got {self.validation_fraction}"
+            )
+        if self.validation_max_images < 1 or self.early_stopping_patience < 0:
+            raise ValueError("validation_max_images must be >= 1, early_stopping_patience >= 0")
         if self.triplet_strategy == "batch_all" and self.soft_margin:
             raise ValueError("batch_all supports the hard margin only")
         for name in ("identities_per_batch", "images_per_identity", "triplets_per_batch"):
