@@ -7,7 +7,14 @@ import sys
 
 from components.evaluator.embedding_metrics import gating_metric_names
 from components.example_gen.split_modes import SPLIT_BY
-from components.trainer.hparams import LR_SCHEDULES, MIXED_PRECISION, MODELS, STRATEGIES, HParams
+from components.trainer.hparams import (
+    LR_SCHEDULES,
+    MIXED_PRECISION,
+    MODELS,
+    SELECTION_METRICS,
+    STRATEGIES,
+    HParams,
+)
 from pipeline import configs
 
 DEFAULTS = HParams()
@@ -145,8 +152,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--early-stopping-patience",
         type=int,
         default=DEFAULTS.early_stopping_patience,
-        help="stop after this many epochs without a lower eval-split loss and keep the best "
-        "epoch's weights; 0 = off (default %(default)s)",
+        help="stop after this many epochs without a better validation metric "
+        "(--selection-metric); the best epoch is kept either way; 0 = run every epoch "
+        "(default %(default)s)",
     )
     group.add_argument(
         "--backup-dir",
@@ -201,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_split_option(run)
     add_blessing_options(run)
     add_training_options(run)
+    add_model_selection_options(run)
     report = commands.add_parser(
         "report",
         help="write an HTML report of the latest run",
@@ -229,6 +238,25 @@ def add_split_option(parser: argparse.ArgumentParser) -> None:
         "open-set) or image (eval holds new images of identities in train: closed-set). "
         "Default: identity for identity folders, image for TFRecords; IDX data keeps its "
         "train/t10k files",
+    )
+
+
+def add_model_selection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model selection (validation slice of the train split)")
+    group.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=DEFAULTS.validation_fraction,
+        help="share of the train split held back from training, by identity with an identity "
+        "split (and 20+ identities), else by image, capped at "
+        f"{DEFAULTS.validation_max_images} images; each epoch is scored on it and the best "
+        "kept; 0 = no slice, keep the last epoch (default %(default)s)",
+    )
+    group.add_argument(
+        "--selection-metric",
+        choices=SELECTION_METRICS,
+        default=DEFAULTS.selection_metric,
+        help="validation retrieval metric that picks the epoch (default %(default)s)",
     )
 
 
@@ -272,7 +300,7 @@ def blessing_from(args: argparse.Namespace) -> dict:
 
 
 def hparams_from(args: argparse.Namespace) -> dict:
-    names = [f.name for f in dataclasses.fields(HParams)]
+    names = [f.name for f in dataclasses.fields(HParams) if hasattr(args, f.name)]
     return HParams(**{name: getattr(args, name) for name in names}).to_config()
 
 

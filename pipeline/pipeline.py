@@ -66,7 +66,8 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=hparams,
+        # The validation slice the Trainer selects its epoch on is held back like the eval split.
+        custom_config={**hparams, "validation_by": split_by},
     )
     report = EmbeddingReport(
         model=trainer.outputs["model"],

@@ -14,6 +14,8 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import proto_utils
 
+from components.trainer.run import TRAINING_RECORD
+
 COMPLETE, CACHED = "COMPLETE", "CACHED"
 
 
@@ -123,6 +125,15 @@ def eval_split(store, run_context) -> dict:
     return {}
 
 
+def model_selection(model_run_uri: str) -> dict | None:
+    """The Trainer's training.json: the validation slice and the epoch kept (or None)."""
+    path = os.path.join(model_run_uri, TRAINING_RECORD)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
 def evaluation_metrics(evaluation_uri: str) -> tuple[dict, dict]:
     """(candidate metrics, baseline metrics) of the overall slice, name -> value."""
     candidate, baseline = {}, {}
@@ -195,6 +206,7 @@ def build_summary(
         "blessing_reasons": [],
         "dataset": None,
         "eval_split": eval_split(store, run),
+        "training": None,
         "artifacts": {},
     }
     if "ExampleStatistics" in artifacts:
@@ -215,6 +227,8 @@ def build_summary(
     ):
         if type_name in artifacts:
             summary["artifacts"][key] = artifacts[type_name][-1].uri
+    if "ModelRun" in artifacts:
+        summary["training"] = model_selection(artifacts["ModelRun"][-1].uri)
     if "ModelBlessing" in artifacts:
         summary["blessed"] = bool(_custom(artifacts["ModelBlessing"][-1], "blessed", 0))
     if "PushedModel" in artifacts:
@@ -227,6 +241,20 @@ def build_summary(
 def write_summary(summary: dict, path: str) -> None:
     with tf.io.gfile.GFile(path, "w") as f:
         json.dump(summary, f, indent=2, sort_keys=True)
+
+
+def _selection_lines(training: dict | None) -> list[str]:
+    selection = (training or {}).get("model_selection")
+    if not selection or not selection.get("kept_epoch"):
+        return []
+    metrics = selection["kept_validation_metrics"]
+    held = training.get("validation_slice") or {}
+    return [
+        f"Kept epoch {selection['kept_epoch']} of {selection['epochs_run']}"
+        + (" (stopped early)" if selection.get("stopped_early") else "")
+        + f": validation {selection['metric']} {metrics.get(selection['metric'], float('nan')):.4f}"
+        + f" on {held.get('images')} held-back train images (by {held.get('by')})"
+    ]
 
 
 def format_summary(summary: dict) -> str:
@@ -248,6 +276,7 @@ def format_summary(summary: dict) -> str:
             initial_indent="  ",
             subsequent_indent="  ",
         ),
+        *_selection_lines(summary.get("training")),
         f"Blessed: {summary['blessed']}",
         *(f"  - {reason}" for reason in summary.get("blessing_reasons", [])),
         f"Pushed model: {summary['pushed_model_dir'] or 'not pushed'}",
