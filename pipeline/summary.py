@@ -82,7 +82,11 @@ def _custom(artifact, name, default=None):
     return value.string_value if value.HasField("string_value") else value.int_value
 
 
-def dataset_summary(statistics_uri: str, split_names: list[str], name: str) -> dict:
+def dataset_summary(
+    statistics_uri: str, split_names: list[str], name: str, disjoint: bool = False
+) -> dict:
+    """Examples and identities per split; `disjoint` (split by identity): no identity is in two
+    splits, so the identities add up."""
     counts, identities = {}, {}
     for split in split_names:
         stats = tfdv.load_stats_binary(
@@ -96,7 +100,7 @@ def dataset_summary(statistics_uri: str, split_names: list[str], name: str) -> d
     return {
         "name": name,
         "examples": counts,
-        "identities": max(identities.values(), default=0),
+        "identities": (sum if disjoint else max)(identities.values(), default=0),
         "identities_per_split": identities,
     }
 
@@ -212,7 +216,8 @@ def build_summary(
     if "ExampleStatistics" in artifacts:
         stats = artifacts["ExampleStatistics"][-1]
         splits = artifact_utils.decode_split_names(stats.properties["split_names"].string_value)
-        summary["dataset"] = dataset_summary(stats.uri, splits, dataset_name)
+        disjoint = bool(summary["eval_split"].get("open_set"))
+        summary["dataset"] = dataset_summary(stats.uri, splits, dataset_name, disjoint)
     if "ModelEvaluation" in artifacts:
         uri = artifacts["ModelEvaluation"][-1].uri
         summary["metrics"], summary["baseline_metrics"] = evaluation_metrics(uri)

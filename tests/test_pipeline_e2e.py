@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from components.example_gen import readers
+from components.example_gen import images, readers
 from pipeline import cli
 
 pytestmark = pytest.mark.e2e
@@ -83,11 +83,21 @@ def test_every_component_ran_and_the_model_was_blessed_and_pushed(runs):
     dataset = summary["dataset"]
     assert dataset["identities"] == 10
     assert sum(dataset["examples"].values()) == 300
+    # Identity folders split by identity: the eval identities are new to the model, and the
+    # schema and anomaly gate let them through.
+    assert summary["eval_split"]["open_set"] is True
+    per_split = dataset["identities_per_split"]
+    assert per_split["train"] + per_split["eval"] == 10 and per_split["eval"] >= 2
+    selection = summary["training"]["model_selection"]
+    assert 1 <= selection["kept_epoch"] <= selection["epochs_run"] <= 3
+    assert summary["training"]["validation_slice"]["by"] == "image"  # Too few identities.
 
 
 def serialized(path):
+    """What a client sends: PNG/JPEG bytes (other formats made PNG as ExampleGen does)."""
     with open(path, "rb") as f:
-        return readers.make_example(f.read(), "unused").SerializeToString()
+        data = images.example_image_bytes(path, f.read())
+    return readers.make_example(data, "unused").SerializeToString()
 
 
 def test_pushed_model_serves_unit_norm_embeddings_that_group_identities(runs, identity_folders):
