@@ -42,6 +42,9 @@ def create_pipeline(
     split_by = sources.check_split_by(data_format, split_by)
     example_gen = create_example_gen(data_dir, data_format, eval_fraction, split_by)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    # SchemaGen infers over every split (no exclude_splits), so a label domain it infers also
+    # lists the eval identities that an identity split keeps out of train: ExampleValidator and
+    # AnomalyGate accept them (test_pipeline_e2e runs an identity split end to end).
     schema_gen = SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
     )

@@ -100,7 +100,7 @@ def dataset_summary(
     return {
         "name": name,
         "examples": counts,
-        "identities": (sum if disjoint else max)(identities.values(), default=0),
+        "identities": sum(identities.values()) if disjoint else max(identities.values(), default=0),
         "identities_per_split": identities,
     }
 

@@ -11,7 +11,7 @@ import dataclasses
 from components.evaluator import embedding_metrics as em
 from components.example_gen.split_modes import SPLIT_BY
 
-MODELS = ("cnn", "mlp", "resnet")
+MODELS = ("cnn", "mlp", "resnet", "plain")
 STRATEGIES = ("semi_hard", "batch_hard", "batch_all", "random")
 LR_SCHEDULES = ("cosine", "constant")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")

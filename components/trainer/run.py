@@ -381,6 +381,49 @@ def backup_dir_for(model_run_dir: str, hparams: HParams, inputs: dict) -> str:
     return os.path.join(run_parent, BACKUP_FOLDER, digest)
 
 
+@dataclasses.dataclass
+class TrainingData:
+    """The train split with the validation slice held back: what `fit` takes."""
+
+    train: tf.data.Dataset  # (image, label id) pairs to train on
+    validation: tf.data.Dataset | None  # the held-back slice, in a fixed order
+    trainable: np.ndarray  # label ids with 2+ train images, held-back identities excluded
+    train_images: int  # trainable images left to train on
+    held: validation.ValidationSlice | None
+
+
+def hold_out_validation(
+    hparams: HParams,
+    train_examples: tf.data.Dataset,
+    examples_in_order: tf.data.Dataset,
+    names: list[str],
+    per_label_id: np.ndarray,
+    trainable: np.ndarray,
+) -> TrainingData:
+    """Cuts the validation slice (validation.py) out of the train split, as the Trainer and the
+    benchmark both do. `train_examples` and `examples_in_order` are the same examples, shuffled
+    and in a fixed order; `per_label_id` counts the train images of each label id (`names`)."""
+    held = validation.plan(
+        hparams.validation_by,
+        hparams.validation_fraction,
+        hparams.validation_max_images,
+        names,
+        per_label_id,
+        trainable,
+    )
+    if held is None:
+        return TrainingData(
+            train_examples, None, trainable, int(per_label_id[trainable].sum()), None
+        )
+    return TrainingData(
+        train=held.train_part(train_examples),
+        validation=held.validation_part(examples_in_order),
+        trainable=held.trainable(trainable),
+        train_images=held.train_images,
+        held=held,
+    )
+
+
 def train(
     hparams: HParams,
     tf_transform_output: tft.TFTransformOutput,
@@ -396,45 +439,35 @@ def train(
     names = [
         v.decode() for v in tf_transform_output.vocabulary_by_name(preprocessing.LABEL_VOCABULARY)
     ]
-    per_label_id = np.array([counts.get(name, 0) for name in names])
-    train_images = int(per_label_id[trainable].sum())
-    held = validation.plan(
-        hparams.validation_by,
-        hparams.validation_fraction,
-        hparams.validation_max_images,
+    split = hold_out_validation(
+        hparams,
+        data.read_transformed(train_files, tf_transform_output, True, hparams.seed),
+        data.read_transformed(train_files, tf_transform_output, False, hparams.seed),
         names,
-        per_label_id,
+        np.array([counts.get(name, 0) for name in names]),
         trainable,
     )
-    train_examples = data.read_transformed(train_files, tf_transform_output, True, hparams.seed)
-    validation_examples = None
     # Figures: validation embeddings when there is a slice (eval labels of an open-set split are
     # unknown to Transform's vocabulary), else the eval split's.
-    figure_examples = data.read_transformed(eval_files, tf_transform_output, False, hparams.seed)
-    if held is not None:
-        train_examples = held.train_part(train_examples)
-        validation_examples = held.validation_part(
-            data.read_transformed(train_files, tf_transform_output, False, hparams.seed)
-        )
-        figure_examples = validation_examples
-        trainable = held.trainable(trainable)
-        train_images = held.train_images
+    figure_examples = split.validation
+    if figure_examples is None:
+        figure_examples = data.read_transformed(eval_files, tf_transform_output, False, 0)
     figures = TrainingFigures(
         os.path.join(log_dir, "figures"),
         eval_sample=take_sample(figure_examples.batch(256)),
-        train_sample=take_sample(train_examples.batch(256), count=256),
+        train_sample=take_sample(split.train.batch(256), count=256),
     )
     result = fit(
         hparams,
-        train_examples,
-        validation_examples,
-        trainable,
-        train_images,
+        split.train,
+        split.validation,
+        split.trainable,
+        split.train_images,
         log_dir=log_dir,
         backup_dir=backup_dir,
         callbacks=(figures,),
     )
-    return result, held
+    return result, split.held
 
 
 def run_fn(fn_args: FnArgs) -> None:

@@ -168,7 +168,8 @@ def test_model_selection_keeps_the_weights_of_the_best_validation_map_at_r(patie
     )
     recorder = EpochWeights()
     result = run.fit(hparams, train, validation, np.ones(4, bool), count, callbacks=[recorder])
-    best = int(np.argmax(recorder.map_at_r))  # The first of equals: later ones must beat it.
+    # The last of equals: ties go to the later epoch.
+    best = len(recorder.map_at_r) - 1 - int(np.argmax(recorder.map_at_r[::-1]))
     selection = result.selection
     assert selection["kept_epoch"] == best + 1 and selection["metric"] == "map_at_r"
     assert selection["kept_validation_metrics"]["map_at_r"] == recorder.map_at_r[best]
@@ -184,3 +185,25 @@ def test_model_selection_keeps_the_weights_of_the_best_validation_map_at_r(patie
         np.testing.assert_array_equal(final, kept)
     printed = capsys.readouterr().out
     assert "MAP@R" in printed and f"keeping epoch {best + 1} of {result.epochs_run}" in printed
+
+
+def test_hold_out_validation_gives_fit_disjoint_train_and_validation_streams():
+    examples, count = tiny_dataset(identities=4, per_identity=40)
+    hparams = dataclasses.replace(TINY, validation_fraction=0.2)
+    names = ["a", "b", "c", "d"]
+    split = run.hold_out_validation(
+        hparams, examples, examples, names, np.full(4, 40), np.ones(4, bool)
+    )
+    assert split.held.by == "image" and split.train_images == 160 - split.held.images
+    train = {image.numpy().tobytes() for image, _ in split.train}
+    held = {image.numpy().tobytes() for image, _ in split.validation}
+    assert held and not train & held and len(train) + len(held) == count
+    off = run.hold_out_validation(
+        dataclasses.replace(TINY, validation_fraction=0.0),
+        examples,
+        examples,
+        names,
+        np.full(4, 40),
+        np.ones(4, bool),
+    )
+    assert off.validation is None and off.train_images == 160

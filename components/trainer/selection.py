@@ -77,7 +77,9 @@ class ModelSelection(tf.keras.callbacks.Callback):
         for name in SELECTION_METRICS:
             logs[LOG_PREFIX + name] = record[name]
         value = record[self.metric]
-        if np.isfinite(value) and value > self.best_value():
+        # Ties go to the later epoch: a saturated metric (small or easy data) then keeps the
+        # model trained longest rather than the first.
+        if np.isfinite(value) and value >= self.best_value():
             self.best_epoch = epoch + 1
             self.best_weights = self.model.get_weights()
         elif self.patience and epoch + 1 - self.best_epoch >= self.patience:
