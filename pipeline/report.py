@@ -132,7 +132,7 @@ def render(summary: dict) -> str:
                 f"chosen on validation {html.escape(selection['metric'])} = {value:.4f} "
                 "(a slice of the train split held back from training).</p>"
             )
-        parts += [_image(p, "last epoch: eval embeddings and loss") for p in epochs[-1:]]
+        parts += [_image(p, "last epoch: held-out embeddings and loss") for p in epochs[-1:]]
         parts += [_image(p, "training triplets: anchor, positive, negative") for p in samples]
         if len(epochs) > 1:
             parts.append("<details><summary>Every epoch</summary>")

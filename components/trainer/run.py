@@ -456,6 +456,7 @@ def train(
         os.path.join(log_dir, "figures"),
         eval_sample=take_sample(figure_examples.batch(256)),
         train_sample=take_sample(split.train.batch(256), count=256),
+        sample="eval" if split.validation is None else "validation",
     )
     result = fit(
         hparams,
