@@ -27,6 +27,9 @@ keras = tf.keras
 EVAL_BATCH_SIZE = 256
 BACKUP_FOLDER = "training_backup"
 TRAINING_RECORD = "training.json"  # In the model run dir: validation slice and kept epoch.
+# The validation slice is kept in memory after its first pass when it fits in this: otherwise
+# every epoch would re-read the whole train split (twice) to find it.
+VALIDATION_CACHE_BYTES = 512 << 20
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
@@ -415,9 +418,13 @@ def hold_out_validation(
         return TrainingData(
             train_examples, None, trainable, int(per_label_id[trainable].sum()), None
         )
+    validation_examples = held.validation_part(examples_in_order)
+    image_bytes = 4 * hparams.image_size * hparams.image_size * hparams.channels
+    if held.images * image_bytes <= VALIDATION_CACHE_BYTES:
+        validation_examples = validation_examples.cache()
     return TrainingData(
         train=held.train_part(train_examples),
-        validation=held.validation_part(examples_in_order),
+        validation=validation_examples,
         trainable=held.trainable(trainable),
         train_images=held.train_images,
         held=held,
@@ -448,9 +455,13 @@ def train(
         trainable,
     )
     # Figures: validation embeddings when there is a slice (eval labels of an open-set split are
-    # unknown to Transform's vocabulary), else the eval split's.
-    figure_examples = split.validation
-    if figure_examples is None:
+    # unknown to Transform's vocabulary), else the eval split's. Not from split.validation: a
+    # partial read of its in-memory cache would be thrown away, with a warning.
+    if split.held is not None:
+        figure_examples = split.held.validation_part(
+            data.read_transformed(train_files, tf_transform_output, False, hparams.seed)
+        )
+    else:
         figure_examples = data.read_transformed(eval_files, tf_transform_output, False, 0)
     figures = TrainingFigures(
         os.path.join(log_dir, "figures"),
