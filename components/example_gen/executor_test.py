@@ -11,7 +11,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.example_gen import executor, sources
+from components.example_gen import executor, readers, sources
 
 
 def write_identity_folders(root, per_identity: int, identities: int):
@@ -62,6 +62,23 @@ def test_identity_split_keeps_eval_identities_out_of_train(tmp_path):
     assert len(labels["eval"]) == 6 * len(set(labels["eval"]))  # Every image of each.
     by_image = run_example_gen(str(data), str(tmp_path / "by_image"), 0.35, "image")
     assert set(by_image["eval"]) & set(by_image["train"])  # Closed set: identities shared.
+
+
+def test_tfrecords_split_by_image_by_default_and_by_identity_on_request(tmp_path):
+    data = tmp_path / "records"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    with tf.io.TFRecordWriter(str(data / "faces.tfrecord")) as writer:
+        for i in range(10):
+            for _ in range(6):
+                pixels = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+                example = readers.make_example(readers.encode_png(pixels), f"person-{i}")
+                writer.write(example.SerializeToString())
+    assert sources.default_split_by(sources.detect_format(str(data))) == sources.SPLIT_BY_IMAGE
+    by_identity = run_example_gen(str(data), str(tmp_path / "by_identity"), 0.35, "identity")
+    assert set(by_identity["eval"]) and not set(by_identity["eval"]) & set(by_identity["train"])
+    by_image = run_example_gen(str(data), str(tmp_path / "by_image"), 0.35, "")
+    assert set(by_image["eval"]) & set(by_image["train"])
 
 
 def test_an_eval_split_too_small_to_evaluate_stops_example_gen(tmp_path):
