@@ -101,8 +101,8 @@ def check_split_by(data_format: str, split_by: str) -> str:
         raise ValueError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
     if data_format in (IDX, DIGITS) and split_by != SPLIT_BY_IMAGE:
         raise ValueError(
-            f"split_by {split_by!r} applies to folder and TFRecord data; MNIST-format (IDX) "
-            "data keeps its train/t10k files as the train/eval splits"
+            f"split_by (--split-by) {split_by!r} applies to folder and TFRecord data; "
+            "MNIST-format (IDX) data keeps its train/t10k files as the train/eval splits"
         )
     return split_by
 
