@@ -176,6 +176,7 @@ class KubeflowCompile:
     pipeline_name: str = configs.PIPELINE_NAME
     blessing: dict = field(default_factory=dict)  # create_pipeline's blessing keywords.
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
+    split_by: str = ""  # "image" or "identity"; "" = the data format's default
     enable_cache: bool = True
 
     def validate(self) -> None:
@@ -253,6 +254,7 @@ def build_pipeline(options: KubeflowCompile):
         **options.blessing,
         use_baseline_resolver=options.use_baseline_resolver,
         eval_fraction=options.eval_fraction,
+        split_by=options.split_by,
         beam_pipeline_args=options.all_beam_args(),
         metadata_connection_config=None,
         enable_cache=options.enable_cache,
@@ -382,8 +384,10 @@ def add_compile_parser(commands: argparse._SubParsersAction) -> None:
         default=configs.DEFAULT_EVAL_FRACTION,
         help="share of images in eval for folder and TFRecord data (default %(default)s)",
     )
+    cli.add_split_option(kf)
     cli.add_blessing_options(kf)
     cli.add_training_options(kf)
+    cli.add_model_selection_options(kf)
 
 
 def options_from_args(args: argparse.Namespace, beam_args: list[str]) -> KubeflowCompile:
@@ -412,6 +416,7 @@ def options_from_args(args: argparse.Namespace, beam_args: list[str]) -> Kubeflo
         pipeline_name=args.pipeline_name,
         blessing=cli.blessing_from(args),
         eval_fraction=args.eval_fraction,
+        split_by=args.split_by,
         enable_cache=not args.no_cache,
     )
 
