@@ -5,6 +5,7 @@ VENV := .venv
 UV_VERSION := 0.13.9
 OUTPUT_DIR ?= runs/default
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: env run test lint lock bench clean
 
@@ -33,8 +34,11 @@ lock: env
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 \
 	  --python-platform x86_64-unknown-linux-gnu -o requirements.lock
 
+# make bench: notebook vs default on Fashion-MNIST; make bench BENCH=recipe: issue 9's four
+# recipes on five datasets (slow: run on a quiet machine).
+BENCH ?= triplet
 bench: env
-	$(VENV)/bin/python -m benchmarks.triplet_benchmark
+	$(VENV)/bin/python -m benchmarks.$(BENCH)_benchmark $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs

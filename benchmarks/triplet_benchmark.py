@@ -60,6 +60,7 @@ NOTEBOOK = dict(
     warmup_epochs=0.0,
     augment=False,
     early_stopping_patience=0,
+    validation_fraction=0.0,  # The notebook trains on every train image, keeps the last epoch.
     mixed_precision="off",
 )
 
@@ -115,12 +116,16 @@ def evaluate(train_emb, train_labels, test_emb, test_labels) -> dict:
 
 
 def train_method(hparams: HParams, train_x, train_y) -> run.TrainResult:
+    """run.fit as the Trainer calls it: the same validation slice held back (if any)."""
     vocabulary = [str(i) for i in range(int(train_y.max()) + 1)]
     counts = dict(zip(*np.unique(train_y.astype(str), return_counts=True), strict=True))
     trainable = data.trainable_mask({k: int(v) for k, v in counts.items()}, vocabulary)
-    train_images = int(sum(v for v in counts.values() if v >= 2))
+    per_label_id = np.array([int(counts.get(name, 0)) for name in vocabulary])
     examples = tf.data.Dataset.from_tensor_slices((train_x, train_y))
-    return run.fit(hparams, examples, None, trainable, train_images)
+    split = run.hold_out_validation(
+        hparams, examples, examples, vocabulary, per_label_id, trainable
+    )
+    return run.fit(hparams, split.train, split.validation, split.trainable, split.train_images)
 
 
 def parse_value(text: str):

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:  # Every option checked before anything heavy is imported or started.
         settings = options.settings_from(args)
         if args.command == "run":
-            options.check_data(args.data)
+            options.check_data(args.data, settings.split_by)
     except options.OptionError as error:  # One line names the option and the problem.
         command = " ".join(filter(None, (args.command, getattr(args, "target", None))))
         print(f"siamese-tfx {command}: error: {error}", file=sys.stderr)
@@ -118,6 +118,7 @@ def run_command(args: argparse.Namespace, settings: options.SharedSettings, beam
                     blessing=settings.blessing,
                     report_examples=settings.report_examples,
                     eval_fraction=settings.eval_fraction,
+                    split_by=settings.split_by,
                     serving=settings.serving,
                     beam_args=[*configs.DEFAULT_BEAM_ARGS, *beam_args],
                 )

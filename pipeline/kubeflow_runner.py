@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass, field
 
 from components.evaluator.blessing import Blessing
+from components.example_gen.split_modes import check_split_by
 from components.serving.settings import ServingSettings
 from components.trainer.hparams import HParams
 from pipeline import configs
@@ -181,6 +182,7 @@ class KubeflowCompile:
     blessing: Blessing = field(default_factory=Blessing)
     report_examples: int = configs.DEFAULT_REPORT_EXAMPLES
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
+    split_by: str = ""  # "image" or "identity"; "" = the data format's default
     serving: ServingSettings = field(default_factory=ServingSettings)
     enable_cache: bool = True
 
@@ -197,6 +199,10 @@ class KubeflowCompile:
             raise KubeflowConfigError(
                 f"--data-format {self.data_format}: expected one of {', '.join(DATA_FORMATS)}"
             )
+        try:
+            check_split_by(self.data_format, self.split_by)
+        except ValueError as error:
+            raise KubeflowConfigError(str(error)) from None
         if self.beam_runner not in BEAM_RUNNERS:
             raise KubeflowConfigError(
                 f"--beam-runner {self.beam_runner}: expected one of {', '.join(BEAM_RUNNERS)}"
@@ -262,6 +268,7 @@ def build_pipeline(options: KubeflowCompile):
         report_examples=options.report_examples,
         use_baseline_resolver=options.use_baseline_resolver,
         eval_fraction=options.eval_fraction,
+        split_by=options.split_by,
         serving=options.serving,
         beam_pipeline_args=options.all_beam_args(),
         metadata_connection_config=None,
@@ -418,6 +425,7 @@ def options_from_args(
         blessing=settings.blessing,
         report_examples=settings.report_examples,
         eval_fraction=settings.eval_fraction,
+        split_by=settings.split_by,
         serving=settings.serving,
         enable_cache=not args.no_cache,
     )

@@ -22,6 +22,7 @@ class LocalRun:
     blessing: Blessing = field(default_factory=Blessing)
     report_examples: int = configs.DEFAULT_REPORT_EXAMPLES
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
+    split_by: str = ""  # "image" or "identity"; "" = the data format's default
     serving: ServingSettings = field(default_factory=ServingSettings)
     beam_args: list[str] = field(default_factory=lambda: list(configs.DEFAULT_BEAM_ARGS))
     pipeline_name: str = configs.PIPELINE_NAME
@@ -63,6 +64,7 @@ def run(options: LocalRun) -> dict:
         blessing=options.blessing,
         report_examples=options.report_examples,
         eval_fraction=options.eval_fraction,
+        split_by=options.split_by,
         serving=options.serving,
         beam_pipeline_args=options.beam_args,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(

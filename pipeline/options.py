@@ -13,9 +13,17 @@ import math
 
 from components.evaluator.blessing import Blessing
 from components.evaluator.embedding_metrics import gating_metric_names
+from components.example_gen.split_modes import SPLIT_BY, check_split_by
 from components.serving.settings import GALLERY_MODES, ServingSettings
 from components.settings import SettingError, check_float, check_int
-from components.trainer.hparams import LR_SCHEDULES, MIXED_PRECISION, MODELS, STRATEGIES, HParams
+from components.trainer.hparams import (
+    LR_SCHEDULES,
+    MIXED_PRECISION,
+    MODELS,
+    SELECTION_METRICS,
+    STRATEGIES,
+    HParams,
+)
 from pipeline import configs
 
 DEFAULTS = HParams()
@@ -35,6 +43,7 @@ class SharedSettings:
     blessing: Blessing
     serving: ServingSettings
     eval_fraction: float
+    split_by: str  # "image" or "identity"; "" = the data format's default
     report_examples: int
 
 
@@ -54,14 +63,20 @@ def option_error(error: SettingError) -> OptionError:
     return OptionError(f"{option_name(error.name)} {_format_value(error.value)}: {error.allowed}")
 
 
-def check_data(data: str) -> None:
-    """The --data path, as far as a directory listing can tell (see dataset_check)."""
+def check_data(data: str, split_by: str = "") -> None:
+    """The --data path, as far as a directory listing can tell (see dataset_check), and
+    whether --split-by applies to its format."""
     from components.example_gen.dataset_check import DatasetError, check_data
 
     try:
-        check_data(data)
+        data_format = check_data(data)
     except DatasetError as error:
         raise OptionError(f"--data {error}") from None
+    if data_format:  # Remote paths: the format is known only to ExampleGen.
+        try:
+            check_split_by(data_format, split_by)
+        except ValueError as error:
+            raise OptionError(str(error)) from None
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +87,16 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         default=configs.DEFAULT_EVAL_FRACTION,
         help="share of images in eval for folder and TFRecord data, between 0 and 1 "
         "(default %(default)s; IDX data keeps its train/t10k files)",
+    )
+    group.add_argument(
+        "--split-by",
+        choices=SPLIT_BY,
+        default="",
+        help="how folder and TFRecord data is split into train and eval: identity (all images "
+        "of an identity in one split, so eval measures people never seen in training: "
+        "open-set) or image (eval holds new images of identities in train: closed-set). "
+        "Default: identity for identity folders, image for TFRecords; IDX data keeps its "
+        "train/t10k files",
     )
 
 
@@ -255,8 +280,24 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--early-stopping-patience",
         type=int,
         default=DEFAULTS.early_stopping_patience,
-        help="stop after this many epochs without a lower eval-split loss and keep the best "
-        "epoch's weights; 0 = off (default %(default)s)",
+        help="stop after this many epochs without a better validation metric "
+        "(--selection-metric); the best epoch is kept either way; 0 = run every epoch "
+        "(default %(default)s)",
+    )
+    group.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=DEFAULTS.validation_fraction,
+        help="share of the train split held back from training, by identity with an identity "
+        "split (and 20+ identities), else by image, capped at "
+        f"{DEFAULTS.validation_max_images} images; each epoch is scored on it and the best "
+        "kept; 0 = no slice, keep the last epoch (default %(default)s)",
+    )
+    group.add_argument(
+        "--selection-metric",
+        choices=SELECTION_METRICS,
+        default=DEFAULTS.selection_metric,
+        help="validation retrieval metric that picks the epoch (default %(default)s)",
     )
     group.add_argument(
         "--backup-dir",
@@ -342,7 +383,8 @@ def add_shared_options(parser: argparse.ArgumentParser) -> None:
 
 
 def hparams_from(args: argparse.Namespace) -> HParams:
-    names = [f.name for f in dataclasses.fields(HParams)]
+    # validation_by is not an option: the pipeline sets it from --split-by.
+    names = [f.name for f in dataclasses.fields(HParams) if hasattr(args, f.name)]
     try:
         return HParams(**{name: getattr(args, name) for name in names})
     except SettingError as error:
@@ -388,5 +430,6 @@ def settings_from(args: argparse.Namespace) -> SharedSettings:
         blessing=blessing_from(args),
         serving=serving_from(args),
         eval_fraction=args.eval_fraction,
+        split_by=args.split_by,
         report_examples=args.report_examples,
     )

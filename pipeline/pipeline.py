@@ -13,6 +13,7 @@ from tfx.components import (
 
 from components.evaluator.blessing import DEFAULT_BLESSING, Blessing
 from components.evaluator.eval_config import create_eval_config
+from components.example_gen import sources
 from components.example_gen.component import create_example_gen
 from components.reporting.component import EmbeddingReport
 from components.serving.component import ServingModel
@@ -33,14 +34,20 @@ def create_pipeline(
     use_baseline_resolver: bool = True,
     report_examples: int = configs.DEFAULT_REPORT_EXAMPLES,
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION,
+    split_by: str = "",
     serving: ServingSettings | None = None,
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
     enable_cache: bool = True,
 ) -> tfx.dsl.Pipeline:
     serving = serving or ServingSettings()
-    example_gen = create_example_gen(data_dir, data_format, eval_fraction)
+    # "identity" (open set) or "image"; "" = the data format's default (split_modes.py).
+    split_by = sources.check_split_by(data_format, split_by)
+    example_gen = create_example_gen(data_dir, data_format, eval_fraction, split_by)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    # SchemaGen infers over every split (no exclude_splits), so a label domain it infers also
+    # lists the eval identities that an identity split keeps out of train: ExampleValidator and
+    # AnomalyGate accept them (test_pipeline_e2e runs an identity split end to end).
     schema_gen = SchemaGen(
         statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True
     )
@@ -65,7 +72,8 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config=hparams,
+        # The validation slice the Trainer selects its epoch on is held back like the eval split.
+        custom_config={**hparams, "validation_by": split_by},
     )
     report = EmbeddingReport(
         model=trainer.outputs["model"],

@@ -118,8 +118,10 @@ def render(summary: dict) -> str:
     ]
     if reasons:
         parts.append("<ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in reasons) + "</ul>")
+    split_note = (summary.get("eval_split") or {}).get("note")
     parts += [
         "<h2>Metrics (eval split)</h2>",
+        f"<p>Eval split: {html.escape(split_note)}.</p>" if split_note else "",
         _table(["metric", "candidate", "baseline", "threshold"], metrics_rows(summary)),
     ]
     if summary.get("serving"):
@@ -150,7 +152,15 @@ def render(summary: dict) -> str:
     samples = figure_paths(training_dir, "triplet_samples.png")
     if epochs or samples:
         parts.append("<h2>Training</h2>")
-        parts += [_image(p, "last epoch: eval embeddings and loss") for p in epochs[-1:]]
+        selection = (summary.get("training") or {}).get("model_selection") or {}
+        if selection.get("kept_epoch"):
+            value = selection["kept_validation_metrics"].get(selection["metric"], float("nan"))
+            parts.append(
+                f"<p>Kept epoch {selection['kept_epoch']} of {selection['epochs_run']}, "
+                f"chosen on validation {html.escape(selection['metric'])} = {value:.4f} "
+                "(a slice of the train split held back from training).</p>"
+            )
+        parts += [_image(p, "last epoch: held-out embeddings and loss") for p in epochs[-1:]]
         parts += [_image(p, "training triplets: anchor, positive, negative") for p in samples]
         if len(epochs) > 1:
             parts.append("<details><summary>Every epoch</summary>")

@@ -11,12 +11,14 @@ import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
-from tfx.utils import path_utils
+from tfx.utils import path_utils, proto_utils
 
 from components.evaluator import embedding_metrics as em
 from components.evaluator.blessing import FLOOR_METRIC, Blessing
 from components.serving import serving_model
+from components.trainer.run import TRAINING_RECORD
 
 COMPLETE, CACHED = "COMPLETE", "CACHED"
 
@@ -84,7 +86,11 @@ def _custom(artifact, name, default=None):
     return value.string_value if value.HasField("string_value") else value.int_value
 
 
-def dataset_summary(statistics_uri: str, split_names: list[str], name: str) -> dict:
+def dataset_summary(
+    statistics_uri: str, split_names: list[str], name: str, disjoint: bool = False
+) -> dict:
+    """Examples and identities per split; `disjoint` (split by identity): no identity is in two
+    splits, so the identities add up."""
     counts, identities = {}, {}
     for split in split_names:
         stats = tfdv.load_stats_binary(
@@ -98,9 +104,42 @@ def dataset_summary(statistics_uri: str, split_names: list[str], name: str) -> d
     return {
         "name": name,
         "examples": counts,
-        "identities": max(identities.values(), default=0),
+        "identities": sum(identities.values()) if disjoint else max(identities.values(), default=0),
         "identities_per_split": identities,
     }
+
+
+def eval_split(store, run_context) -> dict:
+    """How ExampleGen made the eval split, from its recorded output_config: by identity (the
+    metrics are open-set: identities never seen in training), by image, or IDX files."""
+    for execution in store.get_executions_by_context(run_context.id):
+        config = execution.custom_properties.get("output_config")
+        if _component_of(store, execution) != "ExampleGen" or config is None:
+            continue
+        output = proto_utils.json_to_proto(config.string_value, example_gen_pb2.Output())
+        if not output.split_config.splits:
+            return {"split_by": "files", "open_set": None, "note": "the dataset's own files"}
+        if output.split_config.partition_feature_name:
+            return {
+                "split_by": "identity",
+                "open_set": True,
+                "note": "open-set: eval identities never appear in training",
+            }
+        return {
+            "split_by": "image",
+            "open_set": False,
+            "note": "closed-set: eval holds new images of identities seen in training",
+        }
+    return {}
+
+
+def model_selection(model_run_uri: str) -> dict | None:
+    """The Trainer's training.json: the validation slice and the epoch kept (or None)."""
+    path = os.path.join(model_run_uri, TRAINING_RECORD)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
 
 
 def evaluation_metrics(evaluation_uri: str) -> tuple[dict, dict]:
@@ -234,13 +273,16 @@ def build_summary(
         "blessing": blessing.to_config(),
         "blessing_reasons": [],
         "dataset": None,
+        "eval_split": eval_split(store, run),
+        "training": None,
         "artifacts": {},
         "serving": serving_summary(outputs),
     }
     if "ExampleStatistics" in artifacts:
         stats = artifacts["ExampleStatistics"][-1]
         splits = artifact_utils.decode_split_names(stats.properties["split_names"].string_value)
-        summary["dataset"] = dataset_summary(stats.uri, splits, dataset_name)
+        disjoint = bool(summary["eval_split"].get("open_set"))
+        summary["dataset"] = dataset_summary(stats.uri, splits, dataset_name, disjoint)
     if "ModelEvaluation" in artifacts:
         uri = artifacts["ModelEvaluation"][-1].uri
         summary["metrics"], summary["baseline_metrics"] = evaluation_metrics(uri)
@@ -255,6 +297,8 @@ def build_summary(
     ):
         if type_name in artifacts:
             summary["artifacts"][key] = artifacts[type_name][-1].uri
+    if "ModelRun" in artifacts:
+        summary["training"] = model_selection(artifacts["ModelRun"][-1].uri)
     if "ModelBlessing" in artifacts:
         summary["blessed"] = bool(_custom(artifacts["ModelBlessing"][-1], "blessed", 0))
     if "PushedModel" in artifacts:
@@ -269,6 +313,20 @@ def write_summary(summary: dict, path: str) -> None:
         json.dump(summary, f, indent=2, sort_keys=True)
 
 
+def _selection_lines(training: dict | None) -> list[str]:
+    selection = (training or {}).get("model_selection")
+    if not selection or not selection.get("kept_epoch"):
+        return []
+    metrics = selection["kept_validation_metrics"]
+    held = training.get("validation_slice") or {}
+    return [
+        f"Kept epoch {selection['kept_epoch']} of {selection['epochs_run']}"
+        + (" (stopped early)" if selection.get("stopped_early") else "")
+        + f": validation {selection['metric']} {metrics.get(selection['metric'], float('nan')):.4f}"
+        + f" on {held.get('images')} held-back train images (by {held.get('by')})"
+    ]
+
+
 def format_summary(summary: dict) -> str:
     """The short summary the console ends with (every detail is in summary.json)."""
     dataset = summary.get("dataset") or {}
@@ -280,7 +338,9 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"Run {summary['run_id']}: dataset {dataset.get('name')}, examples "
         f"{dataset.get('examples')}, identities {dataset.get('identities')}",
-        "Metrics: " + (", ".join(f"{k}={summary['metrics'][k]:.4f}" for k in shown) or "none"),
+        f"Metrics on the eval split ({(summary.get('eval_split') or {}).get('note', 'unknown')}): "
+        + (", ".join(f"{k}={summary['metrics'][k]:.4f}" for k in shown) or "none"),
+        *_selection_lines(summary.get("training")),
         f"Blessed: {summary['blessed']}",
         *(
             line

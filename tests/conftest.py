@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits
 
 
 def write_identity_folders(root, per_identity=30, identities=10):
-    """Digits as ROOT/<digit>/<n>.png|jpg, mixing PNG and JPEG, grey and RGB."""
+    """Digits as ROOT/<digit>/<n>.png|jpg|gif|pgm, mixing formats, grey and RGB."""
     digits = load_digits()
     counts = dict.fromkeys(range(identities), 0)
     for pixels, label in zip(digits.images, digits.target, strict=True):
@@ -20,6 +20,10 @@ def write_identity_folders(root, per_identity=30, identities=10):
         folder.mkdir(parents=True, exist_ok=True)
         if n % 3 == 0:
             image.convert("RGB").save(folder / f"{n}.jpg", quality=95)
+        elif n % 10 == 1:
+            image.save(folder / f"{n}.gif")  # Transcoded to PNG by ExampleGen.
+        elif n % 10 == 2:
+            image.save(folder / f"{n}.pgm")
         else:
             image.save(folder / f"{n}.png")
     return root

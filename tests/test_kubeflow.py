@@ -245,6 +245,22 @@ def test_spec_carries_the_data_serving_dir_and_hyperparameters(compiled, serving
     assert serving["far"] == 1e-3 and serving["top_k"] == 5 and serving["with_gallery"]
 
 
+def test_identity_folders_split_by_identity_unless_told(tmp_path, serving_dir):
+    """The split reaches ExampleGen's output_config and the Trainer's validation slice."""
+    for extra, split_by in (((), "identity"), (("--split-by", "image"), "image")):
+        output = tmp_path / f"{split_by}.yaml"
+        args = compile_args(output, serving_dir, *extra)
+        args[args.index("idx")] = "folder"
+        assert cli.main(args) == 0
+        with open(output) as f:
+            spec = yaml.safe_load(f)
+        output_config = json.loads(task_constant(spec, "ExampleGen", "output_config"))
+        partition = output_config["split_config"].get("partition_feature_name")
+        assert partition == ("label" if split_by == "identity" else None)
+        hparams = json.loads(task_constant(spec, "Trainer", "custom_config"))
+        assert hparams["validation_by"] == split_by
+
+
 def test_json_output_is_a_pipeline_job_and_flags_drop_gpus_and_resolver(tmp_path, serving_dir):
     output = tmp_path / "pipeline.json"
     args = compile_args(output, serving_dir, "--gpus", "0", "--no-baseline-resolver", "--no-cache")

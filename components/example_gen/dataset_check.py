@@ -15,7 +15,11 @@ IDX = "idx"
 FOLDER = "folder"
 TFRECORD = "tfrecord"
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# PNG and JPEG are stored as they are; the others are transcoded to PNG (images.py).
+IMAGE_EXTENSIONS = (
+    ".png", ".jpg", ".jpeg", ".gif", ".pgm", ".ppm", ".pnm", ".pbm", ".bmp", ".tif", ".tiff",
+    ".webp",
+)  # fmt: skip
 IDX_SPLITS = {"train": "train", "eval": "t10k"}
 IDX_TRAIN_IMAGES = "train-images-idx3-ubyte"
 _IDX_LABELS_MAGIC = b"\x00\x00\x08\x01"  # unsigned bytes, one dimension

@@ -8,14 +8,9 @@ import tensorflow as tf
 from PIL import Image
 
 from components.example_gen import idx, sources
+from components.example_gen.images import ImageFileError, check_png_or_jpeg, example_image_bytes
 
 IDX_CHUNK = 2000  # Images per Beam element when streaming IDX files.
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-class ImageFileError(ValueError):
-    """An input image or record is unusable; the message names the file."""
 
 
 def make_example(image: bytes, label: str) -> tf.train.Example:
@@ -90,22 +85,12 @@ def ReadIdx(pipeline, images_path: str, labels_path: str):  # noqa: N802 (Beam s
 # --- A folder per identity --------------------------------------------------------------------
 
 
-def check_image(path: str, data: bytes) -> None:
-    if not data.startswith((_PNG_MAGIC, _JPEG_MAGIC)):
-        raise ImageFileError(f"{path}: not a PNG or JPEG image (starts with {data[:8]!r})")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()
-    except Exception as e:  # PIL raises many types for corrupt files.
-        raise ImageFileError(f"{path}: corrupt image: {e}") from e
-
-
 def image_file_to_example(path: str) -> tf.train.Example:
+    """PNG/JPEG bytes as they are, any other image format transcoded to PNG (images.py)."""
     with tf.io.gfile.GFile(path, "rb") as f:
         data = f.read()
-    check_image(path, data)
     identity = os.path.basename(os.path.dirname(path))
-    return make_example(data, identity)
+    return make_example(example_image_bytes(path, data), identity)
 
 
 def identity_images(paths: list[str]) -> list[str]:
@@ -140,7 +125,7 @@ def check_raw_record(file_and_record: tuple[str, bytes]) -> tf.train.Example:
     for name in ("image", "label"):
         if name not in features or not features[name].bytes_list.value:
             raise ImageFileError(f"{path}: a record lacks the bytes feature '{name}'")
-    check_image(path, features["image"].bytes_list.value[0])
+    check_png_or_jpeg(path, features["image"].bytes_list.value[0])
     return example
 
 

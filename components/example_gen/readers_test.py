@@ -137,8 +137,13 @@ def test_corrupt_image_in_folder_is_named(tmp_path):
         readers.image_file_to_example(str(bad))
     text = tmp_path / "carol" / "text.png"
     text.write_text("hello")
-    with pytest.raises(readers.ImageFileError, match="text.png: not a PNG or JPEG"):
+    with pytest.raises(readers.ImageFileError, match="text.png: cannot decode image"):
         readers.image_file_to_example(str(text))
+    truncated_gif = tmp_path / "carol" / "cut.gif"
+    save_image(truncated_gif, np.zeros((40, 40), np.uint8), "GIF")
+    truncated_gif.write_bytes(truncated_gif.read_bytes()[:20])
+    with pytest.raises(readers.ImageFileError, match="cut.gif: cannot decode image"):
+        readers.image_file_to_example(str(truncated_gif))
 
 
 def test_raw_tfrecords_are_checked(tmp_path):

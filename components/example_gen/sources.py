@@ -1,5 +1,13 @@
-"""Finds what kind of image dataset a path holds and how ExampleGen should split it."""
+"""Finds what kind of image dataset a path holds and how ExampleGen should split it.
 
+Splits of folder and TFRecord data are hashes, by image or by identity (split_modes.py); IDX
+data keeps its train/t10k files. Identity folders default to `identity` (a folder per person is
+what verification is for); TFRecords default to `image`, since they often hold a few classes
+(say 10) where holding out whole classes would leave little to train on. Choose with
+`--split-by`.
+"""
+
+import contextlib
 import os
 
 import tensorflow as tf
@@ -15,6 +23,33 @@ from components.example_gen.dataset_check import (  # noqa: F401 (re-exported)
     DatasetError,
 )
 from components.example_gen.dataset_check import is_tfrecord_name as _is_tfrecord_name
+from components.example_gen.split_modes import (  # noqa: F401 (re-exported)
+    SPLIT_BY,
+    SPLIT_BY_IDENTITY,
+    SPLIT_BY_IMAGE,
+    check_split_by,
+    default_split_by,
+)
+from components.transform import preprocessing
+
+PARTITION_FEATURE = preprocessing.LABEL_KEY  # The raw identity feature hashed by identity.
+
+
+@contextlib.contextmanager
+def utf8_names(data: str):
+    """Turns a bare UnicodeDecodeError from listing `data` into a DatasetError naming the path.
+
+    File systems allow any bytes in a name; TensorFlow's file API (and labels) need UTF-8.
+    """
+    try:
+        yield
+    except UnicodeDecodeError as e:
+        name = e.object if isinstance(e.object, bytes) else b""
+        folder = os.path.dirname(name.rstrip(b"/")) if name.count(b"/") > 1 else name
+        raise DatasetError(
+            f"{data}: the folder or file name {folder!r} is not valid UTF-8 text "
+            f"({e.reason}); identity folder names become labels: rename it"
+        ) from e
 
 
 def detect_format(data: str) -> str:
@@ -23,7 +58,8 @@ def detect_format(data: str) -> str:
         return DIGITS
     if not tf.io.gfile.isdir(data):
         raise DatasetError(f"{data}: not a directory (and not the built-in dataset 'digits')")
-    names = [n.rstrip("/") for n in tf.io.gfile.listdir(data)]
+    with utf8_names(data):
+        names = [n.rstrip("/") for n in tf.io.gfile.listdir(data)]
     if any(n.startswith("train-images-idx3-ubyte") for n in names):
         return IDX
     if any(_is_tfrecord_name(n) for n in names):
@@ -50,21 +86,24 @@ def input_config(data_format: str) -> example_gen_pb2.Input:
     return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)])
 
 
-def output_config(data_format: str, eval_fraction: float) -> example_gen_pb2.Output:
-    """Keeps IDX train/test files as they are; hash-splits the other formats."""
+def output_config(
+    data_format: str, eval_fraction: float, split_by: str = ""
+) -> example_gen_pb2.Output:
+    """Keeps IDX train/t10k files as they are; hash-splits the other formats by image or by
+    identity (see the module docstring)."""
+    split_by = check_split_by(data_format, split_by)
     if data_format in (IDX, DIGITS):
         return example_gen_pb2.Output()
     if not 0.0 < eval_fraction < 1.0:
         raise ValueError(f"eval fraction must be between 0 and 1, got {eval_fraction}")
     buckets = 100
     eval_buckets = max(1, round(eval_fraction * buckets))
-    return example_gen_pb2.Output(
-        split_config=example_gen_pb2.SplitConfig(
-            splits=[
-                example_gen_pb2.SplitConfig.Split(
-                    name="train", hash_buckets=buckets - eval_buckets
-                ),
-                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
-            ]
-        )
+    split_config = example_gen_pb2.SplitConfig(
+        splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=buckets - eval_buckets),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
+        ]
     )
+    if split_by == SPLIT_BY_IDENTITY:  # A oneof: set only to hash a feature, not the example.
+        split_config.partition_feature_name = PARTITION_FEATURE
+    return example_gen_pb2.Output(split_config=split_config)

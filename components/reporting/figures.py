@@ -71,12 +71,15 @@ def embedding_projection(embeddings, labels, path: str, title: str) -> str:
     return save(fig, path)
 
 
-def training_progress(embeddings, labels, history: dict, path: str, epoch: int) -> str:
-    """The notebook's per-epoch picture: eval embeddings in 2-D beside the loss curves so far."""
+def training_progress(
+    embeddings, labels, history: dict, path: str, epoch: int, sample: str = "eval"
+) -> str:
+    """The notebook's per-epoch picture: `sample` (eval or validation) embeddings in 2-D beside
+    the loss curves so far."""
     keep = _sample(len(labels), MAX_POINTS)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     _scatter_by_identity(left, pca_2d(np.asarray(embeddings)[keep]), np.asarray(labels)[keep])
-    left.set_title(f"Eval embeddings after epoch {epoch} (PCA)")
+    left.set_title(f"{sample.capitalize()} embeddings after epoch {epoch} (PCA)")
     for name, values in history.items():
         right.plot(range(1, len(values) + 1), values, marker="o", label=name)
     right.set_xlabel("epoch")

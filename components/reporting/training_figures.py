@@ -1,4 +1,4 @@
-"""A Keras callback drawing, each epoch, eval embeddings in 2-D and the loss curves so far."""
+"""A Keras callback drawing, each epoch, held-out embeddings in 2-D and the loss curves so far."""
 
 import os
 
@@ -41,8 +41,11 @@ def sample_triplets(images, labels, rows: int = TRIPLET_ROWS, seed: int = 0):
 class TrainingFigures(tf.keras.callbacks.Callback):
     """Writes triplet_samples.png once and epoch_NN.png after every epoch into `directory`."""
 
-    def __init__(self, directory: str, eval_sample, train_sample, embed=None):
+    def __init__(self, directory: str, eval_sample, train_sample, embed=None, sample="eval"):
+        """`eval_sample`: (images, labels) drawn each epoch; `sample` names it ("eval", or
+        "validation" for the Trainer's held-back slice)."""
         super().__init__()
+        self.sample = sample
         self.directory = directory
         self.eval_images, self.eval_labels = eval_sample
         self.train_images, self.train_labels = train_sample
@@ -75,4 +78,5 @@ class TrainingFigures(tf.keras.callbacks.Callback):
             self.history,
             os.path.join(self.directory, f"epoch_{epoch + 1:02d}.png"),
             epoch + 1,
+            self.sample,
         )

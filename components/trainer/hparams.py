@@ -8,12 +8,16 @@ warm-up and cosine decay, 12 epochs, bfloat16 mixed precision where the CPU has 
 
 import dataclasses
 
+from components.evaluator import embedding_metrics as em
+from components.example_gen.split_modes import SPLIT_BY
 from components.settings import SettingError, check_choice, check_float, check_int
 
-MODELS = ("cnn", "mlp", "resnet")
+MODELS = ("cnn", "mlp", "resnet", "plain")
 STRATEGIES = ("semi_hard", "batch_hard", "batch_all", "random")
 LR_SCHEDULES = ("cosine", "constant")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
+SELECTION_METRICS = (em.MAP_AT_R, em.PRECISION_AT_1, em.R_PRECISION)  # validation, per epoch
+VALIDATION_BY = SPLIT_BY  # The validation slice is held back like the eval split: image/identity
 # Three conv blocks halve the image down to 8x8 at most; smaller images leave nothing to learn.
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
 
@@ -44,7 +48,15 @@ class HParams:
     augment: bool = False  # random shifts of up to augment_shift of the image size
     augment_shift: float = 0.1
     augment_flip: bool = False  # also random left-right flips (faces; not digits or clothes)
-    early_stopping_patience: int = 0  # epochs without a better eval loss; 0 = off
+    # Model selection (validation.py, selection.py): a slice of the train split held back,
+    # by image or by identity (the pipeline sets validation_by from --split-by); each epoch's
+    # retrieval metrics on it pick the epoch kept; patience: epochs without improvement before
+    # stopping (0 = train every epoch, still keep the best).
+    validation_fraction: float = 0.1  # 0 = no slice: train on all, keep the last epoch
+    validation_max_images: int = 2000
+    validation_by: str = "image"
+    selection_metric: str = em.MAP_AT_R
+    early_stopping_patience: int = 3
     backup_dir: str = ""  # BackupAndRestore dir; "" = derived from the pipeline root + inputs
     mixed_precision: str = "auto"  # float16 on GPU, bfloat16 on CPUs with bf16 units, else off
     seed: int = 42
@@ -56,6 +68,8 @@ class HParams:
             ("triplet_strategy", STRATEGIES),
             ("lr_schedule", LR_SCHEDULES),
             ("mixed_precision", MIXED_PRECISION),
+            ("validation_by", VALIDATION_BY),
+            ("selection_metric", SELECTION_METRICS),
         ):
             check_choice(name, getattr(self, name), choices)
         check_choice("channels", self.channels, (1, 3))
@@ -74,6 +88,8 @@ class HParams:
         check_float("warmup_epochs", self.warmup_epochs, 0.0)
         check_float("augment_shift", self.augment_shift, 0.0, 0.5)
         check_int("early_stopping_patience", self.early_stopping_patience, 0)
+        check_float("validation_fraction", self.validation_fraction, 0.0, 1.0, high_open=True)
+        check_int("validation_max_images", self.validation_max_images, 1)
         check_int("seed", self.seed, 0, 2**31 - 1)
         if self.triplet_strategy == "batch_all" and self.soft_margin:
             raise SettingError(

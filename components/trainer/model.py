@@ -3,7 +3,8 @@
 Every model comes as two networks sharing their weights (`build_networks`):
 - the training network, whose output the triplet loss sees;
 - the embedding network, which is served: an image in, an L2-normalised embedding out.
-For `cnn` and `resnet` they are the same network, ending in L2 normalisation. For `mlp`, the
+For `cnn`, `resnet` and `plain` (issue 9's plain reference: two convs, no batch norm) they are
+the same network, ending in L2 normalisation. For `mlp`, the
 original notebook's Dense(64, relu) -> Dense(D, sigmoid), the loss sees the sigmoid output, as in
 the notebook, and only the embedding network adds L2 normalisation on top.
 """
@@ -74,6 +75,16 @@ def resnet_features(images, image_size: int, width: int = 32):
     return keras.layers.GlobalAveragePooling2D()(x)
 
 
+def plain_features(images, width: int = 32):
+    """The plain reference recipe's network: conv 32 3x3 ReLU, conv 64 3x3 ReLU, max pool,
+    dense 128 ReLU; no batch norm (a benchmark reference, not a tuned model)."""
+    x = keras.layers.Conv2D(width, 3, activation="relu")(images)
+    x = keras.layers.Conv2D(2 * width, 3, activation="relu")(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    return keras.layers.Dense(128, activation="relu")(x)
+
+
 def build_networks(
     image_size: int, channels: int, embedding_dim: int, model: str = "cnn", width: int = 32
 ) -> tuple[keras.Model, keras.Model]:
@@ -96,6 +107,8 @@ def build_networks(
         features = cnn_features(images, image_size, width)
     elif model == "resnet":
         features = resnet_features(images, image_size, width)
+    elif model == "plain":
+        features = plain_features(images, width)
     else:
         raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
     projection = keras.layers.Dense(embedding_dim, dtype="float32", name="projection")(features)

@@ -10,7 +10,14 @@ from components.trainer.hparams import HParams
 
 @pytest.mark.parametrize(
     "name,size,channels",
-    [("cnn", 28, 1), ("mlp", 28, 1), ("resnet", 64, 3), ("resnet", 96, 3), ("cnn", 96, 3)],
+    [
+        ("cnn", 28, 1),
+        ("mlp", 28, 1),
+        ("resnet", 64, 3),
+        ("resnet", 96, 3),
+        ("cnn", 96, 3),
+        ("plain", 28, 1),
+    ],
 )
 def test_served_embeddings_are_unit_norm_with_the_right_shape(name, size, channels):
     _, network = model.build_networks(size, channels, 16, name, width=8)
@@ -31,6 +38,17 @@ def test_mlp_is_the_notebooks_network_trained_on_its_sigmoid_output():
     np.testing.assert_allclose(
         served(images).numpy(), raw / np.linalg.norm(raw, axis=1, keepdims=True), rtol=1e-5
     )
+
+
+def test_plain_is_issue_9s_reference_network():
+    _, network = model.build_networks(28, 1, 64, "plain")
+    assert not any(
+        isinstance(layer, tf.keras.layers.BatchNormalization) for layer in network.layers
+    )
+    convs = [layer for layer in network.layers if isinstance(layer, tf.keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size) for c in convs] == [(32, (3, 3)), (64, (3, 3))]
+    # conv 32, conv 64 (28 -> 24 pixels), pool to 12x12x64, dense 128, dense 64.
+    assert network.count_params() == 320 + 18496 + (12 * 12 * 64 * 128 + 128) + (128 * 64 + 64)
 
 
 def test_siamese_model_has_three_branches_sharing_one_network():

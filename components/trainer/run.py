@@ -18,12 +18,18 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.reporting.training_figures import TrainingFigures, take_sample
-from components.trainer import data, export, model, triplet_loss
+from components.trainer import data, export, model, triplet_loss, validation
 from components.trainer.hparams import HParams
+from components.trainer.selection import LOG_PREFIX, ModelSelection
+from components.transform import preprocessing
 
 keras = tf.keras
 EVAL_BATCH_SIZE = 256
 BACKUP_FOLDER = "training_backup"
+TRAINING_RECORD = "training.json"  # In the model run dir: validation slice and kept epoch.
+# The validation slice is kept in memory after its first pass when it fits in this: otherwise
+# every epoch would re-read the whole train split (twice) to find it.
+VALIDATION_CACHE_BYTES = 512 << 20
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
@@ -93,8 +99,8 @@ def learning_rate(hparams: HParams, steps_per_epoch: int):
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """One line per epoch on stdout (loss, share of active triplets, eval loss, learning rate,
-    speed).
+    """One line per epoch on stdout (loss, share of active triplets, validation loss and
+    retrieval metrics, learning rate, speed).
 
     Also puts `learning_rate` into the epoch logs, so the TensorBoard callback after it and the
     History get it, and records the training time of each epoch without its evaluation.
@@ -134,8 +140,13 @@ class EpochLogger(keras.callbacks.Callback):
         )
         if "val_loss" in logs:
             line += (
-                f", eval loss {logs['val_loss']:.4f}"
+                f", validation loss {logs['val_loss']:.4f}"
                 f" (active {100 * logs.get('val_active_triplets', float('nan')):.1f}%)"
+            )
+        if LOG_PREFIX + "map_at_r" in logs:
+            line += (
+                f", MAP@R {logs[LOG_PREFIX + 'map_at_r']:.4f}"
+                f", P@1 {logs[LOG_PREFIX + 'precision_at_1']:.4f}"
             )
         line += (
             f", lr {logs['learning_rate']:.2e}, {seconds:.1f} s, "
@@ -154,12 +165,13 @@ class TrainResult:
     train_seconds: float  # training time of those epochs, evaluation excluded
     wall_seconds: float  # the whole fit call
     images_per_second: float  # images embedded in training steps / train_seconds
+    selection: dict | None = None  # ModelSelection.record(): kept epoch and validation metrics
 
 
 def fit(
     hparams: HParams,
     train_examples: tf.data.Dataset,
-    eval_examples: tf.data.Dataset | None,
+    validation_examples: tf.data.Dataset | None,
     trainable: np.ndarray,
     train_images: int,
     *,
@@ -170,7 +182,10 @@ def fit(
     """Trains on (image, label id) streams; `trainable` marks label ids with 2+ train images.
 
     `train_images` (of trainable identities) sets the epoch length when steps_per_epoch is 0.
-    `eval_examples` (optional) gives the eval loss each epoch, which early stopping watches.
+    `validation_examples` (optional; held back from training, see validation.py): each epoch
+    its loss and retrieval metrics; the epoch with the best `selection_metric` is kept, and
+    training stops after `early_stopping_patience` epochs without improvement (selection.py).
+    Without it every epoch runs and the last is kept.
     `log_dir` gets TensorBoard summaries; `callbacks` are extra Keras callbacks (run last);
     `backup_dir` turns on BackupAndRestore there: a killed run, re-run with the same directory,
     resumes after its last finished epoch; the backup is deleted when training ends.
@@ -181,12 +196,14 @@ def fit(
     keras.mixed_precision.set_global_policy(policy)
     try:
         extras = {"log_dir": log_dir, "backup_dir": backup_dir, "callbacks": callbacks}
-        return _fit(hparams, train_examples, eval_examples, trainable, train_images, policy, extras)
+        return _fit(
+            hparams, train_examples, validation_examples, trainable, train_images, policy, extras
+        )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _fit(hparams, train_examples, eval_examples, trainable, train_images, policy, extras):
+def _fit(hparams, train_examples, validation_examples, trainable, train_images, policy, extras):
     random = hparams.triplet_strategy == "random"
     identities = int(np.sum(trainable))
     if not random and hparams.identities_per_batch > identities:
@@ -205,9 +222,9 @@ def _fit(hparams, train_examples, eval_examples, trainable, train_images, policy
             train_examples, trainable, hparams.triplets_per_batch, hparams.seed, buffer
         )
         eval_batches = None
-        if eval_examples is not None:
+        if validation_examples is not None:
             eval_batches = data.random_triplet_batches(
-                eval_examples,
+                validation_examples,
                 None,
                 hparams.triplets_per_batch,
                 hparams.seed,
@@ -224,9 +241,9 @@ def _fit(hparams, train_examples, eval_examples, trainable, train_images, policy
             buffer,
         )
         eval_batches = None
-        if eval_examples is not None:
+        if validation_examples is not None:
             eval_batches = data.evaluation_batches(
-                eval_examples, EVAL_BATCH_SIZE, hparams.seed, min(buffer, 2048)
+                validation_examples, EVAL_BATCH_SIZE, hparams.seed, min(buffer, 2048)
             )
 
     strategy = distribution_strategy()
@@ -266,19 +283,23 @@ def _fit(hparams, train_examples, eval_examples, trainable, train_images, policy
         trainer.compile(optimizer=keras.optimizers.Adam(learning_rate(hparams, steps_per_epoch)))
 
     logger = EpochLogger(hparams.epochs, steps_per_epoch, hparams.images_per_step)
+    selection = None
     all_callbacks = [logger]
+    if validation_examples is not None:
+        # First, so that the epoch line, TensorBoard and the History get its metrics.
+        selection = ModelSelection(
+            embedding_network,
+            data.evaluation_batches(
+                validation_examples, EVAL_BATCH_SIZE, hparams.seed, min(buffer, 2048)
+            ),
+            hparams.selection_metric,
+            hparams.early_stopping_patience,
+            state_dir=extras["backup_dir"] and extras["backup_dir"].rstrip("/") + "-selection",
+        )
+        all_callbacks.insert(0, selection)
     if extras["log_dir"]:
         all_callbacks.append(
             keras.callbacks.TensorBoard(log_dir=extras["log_dir"], update_freq="epoch")
-        )
-    if hparams.early_stopping_patience and eval_batches is not None:
-        all_callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=hparams.early_stopping_patience,
-                restore_best_weights=True,
-                verbose=1,
-            )
         )
     if extras["backup_dir"]:
         all_callbacks.append(keras.callbacks.BackupAndRestore(extras["backup_dir"]))
@@ -306,6 +327,7 @@ def _fit(hparams, train_examples, eval_examples, trainable, train_images, policy
         * steps_per_epoch
         * hparams.images_per_step
         / max(train_seconds, 1e-9),
+        selection=selection.record() if selection else None,
     )
 
 
@@ -362,6 +384,53 @@ def backup_dir_for(model_run_dir: str, hparams: HParams, inputs: dict) -> str:
     return os.path.join(run_parent, BACKUP_FOLDER, digest)
 
 
+@dataclasses.dataclass
+class TrainingData:
+    """The train split with the validation slice held back: what `fit` takes."""
+
+    train: tf.data.Dataset  # (image, label id) pairs to train on
+    validation: tf.data.Dataset | None  # the held-back slice, in a fixed order
+    trainable: np.ndarray  # label ids with 2+ train images, held-back identities excluded
+    train_images: int  # trainable images left to train on
+    held: validation.ValidationSlice | None
+
+
+def hold_out_validation(
+    hparams: HParams,
+    train_examples: tf.data.Dataset,
+    examples_in_order: tf.data.Dataset,
+    names: list[str],
+    per_label_id: np.ndarray,
+    trainable: np.ndarray,
+) -> TrainingData:
+    """Cuts the validation slice (validation.py) out of the train split, as the Trainer and the
+    benchmark both do. `train_examples` and `examples_in_order` are the same examples, shuffled
+    and in a fixed order; `per_label_id` counts the train images of each label id (`names`)."""
+    held = validation.plan(
+        hparams.validation_by,
+        hparams.validation_fraction,
+        hparams.validation_max_images,
+        names,
+        per_label_id,
+        trainable,
+    )
+    if held is None:
+        return TrainingData(
+            train_examples, None, trainable, int(per_label_id[trainable].sum()), None
+        )
+    validation_examples = held.validation_part(examples_in_order)
+    image_bytes = 4 * hparams.image_size * hparams.image_size * hparams.channels
+    if held.images * image_bytes <= VALIDATION_CACHE_BYTES:
+        validation_examples = validation_examples.cache()
+    return TrainingData(
+        train=held.train_part(train_examples),
+        validation=validation_examples,
+        trainable=held.trainable(trainable),
+        train_images=held.train_images,
+        held=held,
+    )
+
+
 def train(
     hparams: HParams,
     tf_transform_output: tft.TFTransformOutput,
@@ -370,30 +439,47 @@ def train(
     log_dir: str,
     backup_dir: str | None = None,
 ) -> TrainResult:
-    """`fit` on Transform's output (TFRecords of transformed examples)."""
+    """`fit` on Transform's output (TFRecords of transformed examples), holding back the
+    validation slice (validation.py) from the train split; returns the result and the slice."""
     counts = data.identity_counts(tf_transform_output)
     trainable = data.trainable_identities(tf_transform_output)
-    train_images = sum(count for count in counts.values() if count >= 2)
-    figures = TrainingFigures(
-        os.path.join(log_dir, "figures"),
-        eval_sample=take_sample(
-            data.read_transformed(eval_files, tf_transform_output, False, hparams.seed).batch(256)
-        ),
-        train_sample=take_sample(
-            data.read_transformed(train_files, tf_transform_output, True, hparams.seed).batch(256),
-            count=256,
-        ),
-    )
-    return fit(
+    names = [
+        v.decode() for v in tf_transform_output.vocabulary_by_name(preprocessing.LABEL_VOCABULARY)
+    ]
+    split = hold_out_validation(
         hparams,
         data.read_transformed(train_files, tf_transform_output, True, hparams.seed),
-        data.read_transformed(eval_files, tf_transform_output, False, hparams.seed),
+        data.read_transformed(train_files, tf_transform_output, False, hparams.seed),
+        names,
+        np.array([counts.get(name, 0) for name in names]),
         trainable,
-        train_images,
+    )
+    # Figures: validation embeddings when there is a slice (eval labels of an open-set split are
+    # unknown to Transform's vocabulary), else the eval split's. Not from split.validation: a
+    # partial read of its in-memory cache would be thrown away, with a warning.
+    if split.held is not None:
+        figure_examples = split.held.validation_part(
+            data.read_transformed(train_files, tf_transform_output, False, hparams.seed)
+        )
+    else:
+        figure_examples = data.read_transformed(eval_files, tf_transform_output, False, 0)
+    figures = TrainingFigures(
+        os.path.join(log_dir, "figures"),
+        eval_sample=take_sample(figure_examples.batch(256)),
+        train_sample=take_sample(split.train.batch(256), count=256),
+        sample="eval" if split.validation is None else "validation",
+    )
+    result = fit(
+        hparams,
+        split.train,
+        split.validation,
+        split.trainable,
+        split.train_images,
         log_dir=log_dir,
         backup_dir=backup_dir,
         callbacks=(figures,),
     )
+    return result, split.held
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -410,7 +496,7 @@ def run_fn(fn_args: FnArgs) -> None:
         },
     )
     logging.info("Training backup (resumed by a re-run after a failure): %s", backup_dir)
-    result = train(
+    result, held = train(
         hparams,
         tf_transform_output,
         fn_args.train_files,
@@ -423,3 +509,17 @@ def run_fn(fn_args: FnArgs) -> None:
     )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "hparams.json"), "w") as f:
         json.dump(hparams.to_config(), f, indent=2)
+    write_training_record(fn_args.model_run_dir, result, held)
+
+
+def write_training_record(model_run_dir: str, result: TrainResult, held) -> dict:
+    """training.json: the validation slice, the kept epoch and its validation metrics."""
+    record = {
+        "validation_slice": held.describe() if held else None,
+        "model_selection": result.selection,
+        "epochs_run": result.epochs_run,
+        "train_seconds": round(result.train_seconds, 1),
+    }
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINING_RECORD), "w") as f:
+        json.dump(record, f, indent=2)
+    return record

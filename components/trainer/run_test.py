@@ -127,8 +127,13 @@ def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
     for restored, saved in zip(recorder.weights, crash.weights, strict=True):
         np.testing.assert_array_equal(restored, saved)
     assert result.epochs_run == 2 and len(result.history["loss"]) == 2
-    assert {"loss", "active_triplets", "val_loss", "learning_rate"} <= set(result.history)
+    assert {"loss", "active_triplets", "val_loss", "val_map_at_r", "learning_rate"} <= set(
+        result.history
+    )
     assert not os.path.exists(backup_dir) or not os.listdir(backup_dir)  # deleted when done
+    # Model selection resumed too: it remembers epoch 1, from before the crash.
+    assert [e["epoch"] for e in result.selection["per_epoch"]] == [1, 2, 3]
+    assert not os.path.exists(backup_dir + "-selection")
     # TensorBoard got the per-epoch loss, active-triplet share and learning rate.
     tags = set()
     for root, _, files in os.walk(tmp_path / "logs" / "train"):
@@ -136,28 +141,69 @@ def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
             for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
                 tags.update(value.tag for value in event.summary.value)
     assert {"epoch_loss", "epoch_active_triplets", "epoch_learning_rate"} <= tags
+    validation_tags = set()
+    for root, _, files in os.walk(tmp_path / "logs" / "validation"):
+        for name in files:
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                validation_tags.update(value.tag for value in event.summary.value)
+    assert {"epoch_loss", "epoch_map_at_r", "epoch_precision_at_1"} <= validation_tags
 
 
 class EpochWeights(tf.keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
-        self.val_losses, self.weights = [], []
+        self.map_at_r, self.weights = [], []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.val_losses.append(logs["val_loss"])
+        self.map_at_r.append(logs["val_map_at_r"])
         self.weights.append([w.copy() for w in self.model.embedding_network.get_weights()])
 
 
-def test_early_stopping_keeps_the_weights_of_the_best_eval_loss():
-    examples, count = tiny_dataset()
-    hparams = dataclasses.replace(TINY, epochs=4, early_stopping_patience=1, learning_rate=0.05)
+@pytest.mark.parametrize("patience", [0, 1])
+def test_model_selection_keeps_the_weights_of_the_best_validation_map_at_r(patience, capsys):
+    train, count = tiny_dataset()
+    validation, _ = tiny_dataset(identities=4, per_identity=5)  # Held back: not trained on.
+    hparams = dataclasses.replace(
+        TINY, epochs=5, early_stopping_patience=patience, learning_rate=0.2
+    )
     recorder = EpochWeights()
-    result = run.fit(hparams, examples, examples, np.ones(4, bool), count, callbacks=[recorder])
-    best = int(np.argmin(recorder.val_losses))
-    assert result.epochs_run == len(recorder.val_losses) <= 4
-    if result.epochs_run < 4:  # stopped: the last epoch was no better than the best
-        assert best < result.epochs_run - 1
+    result = run.fit(hparams, train, validation, np.ones(4, bool), count, callbacks=[recorder])
+    # The last of equals: ties go to the later epoch.
+    best = len(recorder.map_at_r) - 1 - int(np.argmax(recorder.map_at_r[::-1]))
+    selection = result.selection
+    assert selection["kept_epoch"] == best + 1 and selection["metric"] == "map_at_r"
+    assert selection["kept_validation_metrics"]["map_at_r"] == recorder.map_at_r[best]
+    assert [e["map_at_r"] for e in selection["per_epoch"]] == recorder.map_at_r
+    assert result.epochs_run == len(recorder.map_at_r)
+    if patience == 0:
+        assert result.epochs_run == 5 and not selection["stopped_early"]
+    elif result.epochs_run < 5:  # Stopped: `patience` epochs after the best, none better.
+        assert selection["stopped_early"] and result.epochs_run - 1 - best == patience
     for final, kept in zip(
         result.embedding_network.get_weights(), recorder.weights[best], strict=True
     ):
         np.testing.assert_array_equal(final, kept)
+    printed = capsys.readouterr().out
+    assert "MAP@R" in printed and f"keeping epoch {best + 1} of {result.epochs_run}" in printed
+
+
+def test_hold_out_validation_gives_fit_disjoint_train_and_validation_streams():
+    examples, count = tiny_dataset(identities=4, per_identity=40)
+    hparams = dataclasses.replace(TINY, validation_fraction=0.2)
+    names = ["a", "b", "c", "d"]
+    split = run.hold_out_validation(
+        hparams, examples, examples, names, np.full(4, 40), np.ones(4, bool)
+    )
+    assert split.held.by == "image" and split.train_images == 160 - split.held.images
+    train = {image.numpy().tobytes() for image, _ in split.train}
+    held = {image.numpy().tobytes() for image, _ in split.validation}
+    assert held and not train & held and len(train) + len(held) == count
+    off = run.hold_out_validation(
+        dataclasses.replace(TINY, validation_fraction=0.0),
+        examples,
+        examples,
+        names,
+        np.full(4, 40),
+        np.ones(4, bool),
+    )
+    assert off.validation is None and off.train_images == 160

@@ -1,0 +1,158 @@
+"""Benchmark of issue 9: four recipes on five datasets, the numbers in benchmarks/RESULTS.md.
+
+    .venv/bin/python -m benchmarks.recipe_benchmark [--datasets a,b] [--methods a,b]
+        [--set NAME=VALUE ...] [--json PATH]
+    make bench BENCH=recipe BENCH_ARGS="--datasets yale-faces"
+
+Datasets (benchmarks/datasets.py): fashion-mnist, fashion-mnist-5k, fashion-mnist-open, digits,
+yale-faces. Methods:
+  pixels    no training: the standardised pixels (the no-learning reference)
+  notebook  the original notebook's method (benchmarks.triplet_benchmark.NOTEBOOK)
+  plain     issue 9's plain reference: 2 convs (32, 64) + max pool + dense 128 + dense 64,
+            L2-normalised, no batch norm; semi-hard triplets, margin 0.2, Euclidean distance,
+            10 x 25 class-balanced batches, Adam 1e-3 constant, 30 epochs, last epoch kept
+  default   HParams() defaults, validation slice and model selection included: what
+            `siamese-tfx run` trains (changed with --set NAME=VALUE)
+Training runs components.trainer.run.fit on in-memory data (no TFX), as the Trainer does.
+
+Metrics (components.evaluator.embedding_metrics): P@1 (gallery protocol: test queries against
+the train gallery; open protocol: leave-one-out within the test identities), MAP@R and EER
+leave-one-out on the test split, VAL@FAR=1e-3 and 1e-2, and training time. This is slow (tens
+of minutes on 2 cores for all of it): run it on a quiet machine, not in tests.
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+
+import numpy as np
+from absl import logging
+
+import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before tf.keras loads)
+from benchmarks import datasets, retrieval
+from benchmarks import triplet_benchmark as single
+from components.evaluator import embedding_metrics as em
+from components.trainer.hparams import HParams
+
+METHODS = ("pixels", "notebook", "plain", "default")
+FARS = (1e-3, 1e-2)
+PLAIN = dict(
+    model="plain",
+    width=32,
+    embedding_dim=64,
+    triplet_strategy="semi_hard",
+    margin=0.2,
+    squared_distance=False,
+    identities_per_batch=10,
+    images_per_identity=25,
+    epochs=30,
+    learning_rate=1e-3,
+    lr_schedule="constant",
+    warmup_epochs=0.0,
+    augment=False,
+    validation_fraction=0.0,
+    early_stopping_patience=0,
+    mixed_precision="off",
+)
+
+
+def hparams_for(method: str, data: datasets.Dataset, overrides: list[str]) -> HParams:
+    shape = {"image_size": data.train_x.shape[1], "channels": data.train_x.shape[3]}
+    identities = len(np.unique(data.train_y))
+    if method == "notebook":
+        return HParams.from_config({**single.NOTEBOOK, **shape})
+    if method == "plain":
+        return HParams.from_config({**PLAIN, **shape, "identities_per_batch": min(10, identities)})
+    default = single.default_hparams(overrides, data.train_x.shape[1:])
+    # The pipeline holds the validation slice back like its eval split.
+    by = "identity" if data.protocol == datasets.OPEN else "image"
+    return dataclasses.replace(default, validation_by=by)
+
+
+def evaluate(data: datasets.Dataset, train_emb, test_emb) -> dict:
+    scores = em.retrieval_metrics(test_emb, data.test_y, recall_at_k=(1,))
+    verification = em.verification_metrics(
+        test_emb, data.test_y, max_pairs=single.MAX_PAIRS, far_targets=FARS
+    )
+    if data.protocol == datasets.GALLERY:
+        p_at_1 = retrieval.precision_at_1(test_emb, data.test_y, train_emb, data.train_y)
+    else:
+        p_at_1 = scores[em.PRECISION_AT_1]
+    return {
+        "precision_at_1": p_at_1,
+        "map_at_r": scores[em.MAP_AT_R],
+        **{f"val_at_far_{far:g}": verification[em.val_name(far)] for far in FARS},
+        "eer": verification[em.EER],
+    }
+
+
+def run_one(method: str, data: datasets.Dataset, overrides: list[str]) -> dict:
+    row = {"dataset": data.name, "method": method}
+    if method == "pixels":
+        train_emb = data.train_x.reshape(len(data.train_x), -1)
+        test_emb = data.test_x.reshape(len(data.test_x), -1)
+    else:
+        hparams = hparams_for(method, data, overrides)
+        result = single.train_method(hparams, data.train_x, data.train_y)
+        row.update(
+            hparams=hparams.to_config(),
+            epochs_run=result.epochs_run,
+            train_seconds=result.wall_seconds,
+            kept_epoch=(result.selection or {}).get("kept_epoch"),
+        )
+        train_emb = single.embed(result.embedding_network, data.train_x)
+        test_emb = single.embed(result.embedding_network, data.test_x)
+    row.update(evaluate(data, train_emb, test_emb))
+    return row
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [
+        "| dataset | method | P@1 | MAP@R | VAL@FAR=1e-3 | VAL@FAR=1e-2 | EER | train s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        seconds = f"{row['train_seconds']:.0f}" if row.get("train_seconds") else "-"
+        lines.append(
+            f"| {row['dataset']} | {row['method']} | {row['precision_at_1']:.3f} | "
+            f"{row['map_at_r']:.3f} | {row['val_at_far_0.001']:.3f} | "
+            f"{row['val_at_far_0.01']:.3f} | {row['eer']:.3f} | {seconds} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default=",".join(datasets.LOADERS))
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args(argv)
+    logging.set_verbosity(logging.INFO)
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = sorted(set(methods) - set(METHODS))
+    names = [d for d in args.datasets.split(",") if d]
+    unknown += sorted(set(names) - set(datasets.LOADERS))
+    if unknown:
+        parser.error(f"unknown datasets or methods {unknown}")
+    rows = []
+    for name in names:
+        data = datasets.LOADERS[name]()
+        print(
+            f"== {name}: train {data.train_x.shape}, test {data.test_x.shape}, "
+            f"{data.protocol} protocol",
+            flush=True,
+        )
+        for method in methods:
+            rows.append(run_one(method, data, args.set))
+            print(rows[-1], flush=True)
+    print("\n" + format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"rows": rows, "argv": sys.argv[1:]}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

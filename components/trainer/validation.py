@@ -1,0 +1,149 @@
+"""The validation slice: train examples held back from training to pick the best epoch on.
+
+Not the eval split: the Evaluator judges that one, and choosing the epoch on it would flatter the
+blessing. The slice is cut from Transform's train split inside tf.data, deterministically (the
+same examples every epoch and every run on the same data), and the Trainer never trains on it:
+  * by identity (open-set data, `--split-by identity`): whole identities, taken in the order of
+    a SHA-256 hash of their names until they hold `fraction` of the train images (at least two
+    identities; no more than `max_images` images once two are in). The selection then rewards
+    embeddings of people the model has not trained on, as the Evaluator's open-set split does.
+    With fewer than MIN_IDENTITIES trainable identities this falls back to images: holding out
+    two of, say, 12 people would cost a sixth of the training identities.
+  * by image (closed-set data): each example whose transformed image has a FarmHash
+    fingerprint in the first buckets, `fraction` of them, lowered so that about `max_images`
+    are held (duplicate images land on the same side).
+"""
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from components.example_gen.split_modes import SPLIT_BY_IDENTITY as BY_IDENTITY
+from components.example_gen.split_modes import SPLIT_BY_IMAGE as BY_IMAGE
+from components.trainer.hparams import VALIDATION_BY
+
+MIN_IDENTITIES = 20  # Trainable identities needed to hold some back by identity.
+MIN_IMAGES = 10  # A smaller slice would select on noise: no validation then.
+BUCKETS = 10_000
+
+
+def name_hash(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationSlice:
+    """Which train examples are held back; made by `plan`."""
+
+    by: str
+    images: int  # held-back images (expected, for by image)
+    train_images: int  # trainable images left to train on
+    identities: int  # identities in the slice (by identity), or the train identities it samples
+    held_identities: tuple[bool, ...] = ()  # by identity: per label id
+    image_buckets: int = 0  # by image: fingerprints in [0, image_buckets) of BUCKETS are held
+
+    def is_held(self, image: tf.Tensor, label: tf.Tensor) -> tf.Tensor:
+        if self.by == BY_IDENTITY:
+            held = tf.constant(self.held_identities, tf.bool)
+            return tf.logical_and(label >= 0, tf.gather(held, tf.maximum(label, 0)))
+        bucket = tf.strings.to_hash_bucket_fast(tf.io.serialize_tensor(image), BUCKETS)
+        return bucket < self.image_buckets
+
+    def train_part(self, examples: tf.data.Dataset) -> tf.data.Dataset:
+        return examples.filter(lambda image, label: tf.logical_not(self.is_held(image, label)))
+
+    def validation_part(self, examples: tf.data.Dataset) -> tf.data.Dataset:
+        return examples.filter(
+            lambda image, label: tf.logical_and(label >= 0, self.is_held(image, label))
+        )
+
+    def trainable(self, trainable: np.ndarray) -> np.ndarray:
+        """The trainable mask without the held-back identities."""
+        if self.by == BY_IDENTITY:
+            return trainable & ~np.array(self.held_identities, dtype=bool)
+        return trainable
+
+    def describe(self) -> dict:
+        return {
+            "by": self.by,
+            "images": self.images,
+            "identities": self.identities,
+            "train_images": self.train_images,
+        }
+
+
+def _by_identity(names, counts, trainable, fraction, max_images) -> ValidationSlice:
+    total = int(counts[trainable].sum())
+    order = sorted(np.flatnonzero(trainable), key=lambda i: name_hash(names[i]))
+    held = np.zeros(len(names), dtype=bool)
+    images = 0
+    for i in order:
+        enough = held.sum() >= 2
+        if enough and (images >= fraction * total or images + counts[i] > max_images):
+            break
+        held[i] = True
+        images += int(counts[i])
+    return ValidationSlice(
+        by=BY_IDENTITY,
+        images=images,
+        train_images=total - images,
+        identities=int(held.sum()),
+        held_identities=tuple(bool(h) for h in held),
+    )
+
+
+def _by_image(counts, trainable, fraction, max_images) -> ValidationSlice:
+    total = int(counts[trainable].sum())
+    rate = min(fraction, max_images / max(total, 1))
+    buckets = int(round(rate * BUCKETS))
+    images = int(round(total * buckets / BUCKETS))
+    return ValidationSlice(
+        by=BY_IMAGE,
+        images=images,
+        train_images=total - images,
+        identities=int(trainable.sum()),
+        image_buckets=buckets,
+    )
+
+
+def plan(
+    by: str,
+    fraction: float,
+    max_images: int,
+    names: list[str],
+    counts: np.ndarray,
+    trainable: np.ndarray,
+) -> ValidationSlice | None:
+    """The slice for label ids named `names`, with `counts` train images each; None when off.
+
+    `trainable` marks the identities with 2+ train images (data.trainable_mask).
+    """
+    if by not in VALIDATION_BY:
+        raise ValueError(f"validation_by must be one of {VALIDATION_BY}, got {by!r}")
+    if fraction <= 0:
+        return None
+    counts = np.asarray(counts, dtype=np.int64)
+    trainable = np.asarray(trainable, dtype=bool)
+    if by == BY_IDENTITY and trainable.sum() < MIN_IDENTITIES:
+        logging.info(
+            "Validation slice by image, not identity: only %d trainable identities (%d needed)",
+            trainable.sum(),
+            MIN_IDENTITIES,
+        )
+        by = BY_IMAGE
+    if by == BY_IDENTITY:
+        chosen = _by_identity(names, counts, trainable, fraction, max_images)
+    else:
+        chosen = _by_image(counts, trainable, fraction, max_images)
+    if chosen.images < MIN_IMAGES:
+        logging.warning(
+            "No validation slice: %d images would be too few to pick an epoch on; "
+            "the last epoch is kept",
+            chosen.images,
+        )
+        return None
+    logging.info("Validation slice (held back from training): %s", chosen.describe())
+    return chosen

@@ -1,0 +1,71 @@
+"""The validation slice: deterministic, held out of training, by identity or by image."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.trainer import validation
+
+
+def examples(counts):
+    """(image, label id) pairs: every image different, `counts[i]` images of label id i."""
+    labels = np.repeat(np.arange(len(counts)), counts).astype(np.int64)
+    images = np.arange(len(labels), dtype=np.float32)[:, None, None, None] * np.ones((1, 2, 2, 1))
+    return tf.data.Dataset.from_tensor_slices((images.astype(np.float32), labels))
+
+
+def as_pairs(dataset):
+    return sorted((float(image[0, 0, 0]), int(label)) for image, label in dataset)
+
+
+def test_by_identity_holds_whole_identities_chosen_by_name():
+    names = [f"person-{i}" for i in range(40)]
+    counts = np.full(40, 10)
+    trainable = np.ones(40, bool)
+    held = validation.plan("identity", 0.1, 2000, names, counts, trainable)
+    assert held.by == "identity" and held.identities == 4 and held.images == 40
+    assert held.train_images == 360
+    # The same names in another label-id order hold back the same people.
+    order = np.random.default_rng(0).permutation(40)
+    again = validation.plan("identity", 0.1, 2000, [names[i] for i in order], counts, trainable)
+    held_names = {names[i] for i in np.flatnonzero(held.held_identities)}
+    assert held_names == {names[order[i]] for i in np.flatnonzero(again.held_identities)}
+    data = examples(counts)
+    train, valid = as_pairs(held.train_part(data)), as_pairs(held.validation_part(data))
+    assert len(valid) == 40 and len(train) == 360
+    held_ids = set(np.flatnonzero(held.held_identities))
+    assert {label for _, label in valid} == held_ids
+    assert not {label for _, label in train} & held_ids
+    assert not held.trainable(trainable)[list(held_ids)].any()
+    # A cap on images stops after two identities.
+    capped = validation.plan("identity", 0.5, 25, names, counts, trainable)
+    assert capped.identities == 2 and capped.images == 20
+
+
+def test_few_identities_are_held_back_by_image_instead():
+    counts = np.full(12, 11)
+    held = validation.plan("identity", 0.1, 2000, [str(i) for i in range(12)], counts, counts > 1)
+    assert held.by == "image"
+
+
+def test_by_image_is_a_deterministic_capped_share_of_every_identity():
+    counts = np.full(10, 300)
+    held = validation.plan("image", 0.1, 200, [str(i) for i in range(10)], counts, counts > 1)
+    assert held.by == "image" and held.image_buckets == round(200 / 3000 * validation.BUCKETS)
+    data = examples(counts)
+    valid = as_pairs(held.validation_part(data))
+    train = as_pairs(held.train_part(data))
+    assert as_pairs(held.validation_part(data)) == valid  # The same slice every pass.
+    assert sorted(valid + train) == as_pairs(data) and not set(valid) & set(train)
+    assert 130 < len(valid) < 270
+    assert len({label for _, label in valid}) == 10  # Closed set: every identity validated.
+    assert held.trainable(counts > 1).all()
+
+
+def test_no_slice_when_off_or_too_small():
+    counts = np.full(3, 4)
+    names = ["a", "b", "c"]
+    assert validation.plan("image", 0.0, 2000, names, counts, counts > 1) is None
+    assert validation.plan("image", 0.1, 2000, names, counts, counts > 1) is None
+    with pytest.raises(ValueError, match="validation_by"):
+        validation.plan("person", 0.1, 2000, names, counts, counts > 1)

@@ -1,0 +1,25 @@
+"""The recipe benchmark harness runs (its no-training row; the full benchmark is not a test)."""
+
+import numpy as np
+
+from benchmarks import datasets, recipe_benchmark
+
+
+def test_pixels_row_on_digits_and_the_table(tmp_path):
+    data = datasets.digits(str(tmp_path / "digits"))
+    assert data.protocol == datasets.GALLERY and data.train_x.shape[1:] == (8, 8, 1)
+    assert abs(float(data.train_x.mean())) < 1e-4  # Standardised with train statistics.
+    row = recipe_benchmark.run_one("pixels", data, [])
+    assert 0.9 < row["precision_at_1"] <= 1.0 and 0.0 < row["map_at_r"] < 1.0
+    assert np.isfinite(row["eer"]) and "val_at_far_0.01" in row
+    assert "| digits | pixels | " in recipe_benchmark.format_table([row])
+
+
+def test_plain_reference_and_default_hparams_follow_the_data():
+    data = datasets.Dataset(
+        "x", np.zeros((4, 28, 28, 1)), np.arange(4), np.zeros((2, 28, 28, 1)), np.arange(2), "open"
+    )
+    plain = recipe_benchmark.hparams_for("plain", data, [])
+    assert (plain.model, plain.margin, plain.identities_per_batch) == ("plain", 0.2, 4)
+    default = recipe_benchmark.hparams_for("default", data, ["epochs=2"])
+    assert (default.validation_by, default.epochs, default.image_size) == ("identity", 2, 28)
