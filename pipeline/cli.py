@@ -234,8 +234,8 @@ def add_blessing_options(parser: argparse.ArgumentParser) -> None:
         "--max-regression",
         type=float,
         default=configs.DEFAULT_MAX_REGRESSION,
-        help="refuse a model whose gating metric is more than this below the latest blessed "
-        "model's (default %(default)s; the first run is judged by --lower-bound only)",
+        help="refuse a model whose gating metric is more than this below the baseline's, the "
+        "model served now (default %(default)s; the first run is judged by --lower-bound only)",
     )
     group.add_argument(
         "--report-examples",

@@ -13,6 +13,7 @@ DEFAULT_GATING_METRIC = "precision_at_1"
 DEFAULT_LOWER_BOUND = 0.5  # Value threshold on the gating metric.
 DEFAULT_MAX_REGRESSION = 0.01  # Largest allowed drop of the gating metric vs the baseline.
 DEFAULT_REPORT_EXAMPLES = 5000
+DEFAULT_BASELINE = "served"  # components.baseline.choice: served, resolver or none.
 
 DEFAULT_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 

@@ -2,8 +2,12 @@
 
 `siamese-tfx compile kubeflow --image ... --output pipeline.yaml` builds the same DAG as
 `siamese-tfx run` with KubeflowV2DagRunner. Every step runs `python -m
-tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor` in `--image` (see Dockerfile);
-the Trainer asks for GPUs, Transform and Evaluator for CPU and memory. The output is a
+pipeline.container_entrypoint` (TFX's kubeflow_v2_run_executor made to take what the open-source
+KFP driver hands it) in `--image` (see Dockerfile), told each artifact's TFX class with
+`--artifact_types`. The baseline is the served model (`--baseline served`), so the default spec
+has container executors only, which open-source KFP runs; `--baseline resolver` brings back
+TFX's LatestBlessedModelResolver, whose `resolver` executors only Vertex AI runs. The Trainer
+asks for GPUs, Transform and Evaluator for CPU and memory. The output is a
 PipelineSpec (`.yaml`, what `kfp.Client` and the KFP UI upload) or a PipelineJob (`.json`, as
 TFX writes it for Vertex AI Pipelines).
 
@@ -21,6 +25,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from components.baseline import choice
 from pipeline import cli, configs
 
 DATA_FORMATS = ("idx", "folder", "tfrecord")  # components.example_gen.sources, less 'digits'.
@@ -35,6 +40,7 @@ DEFAULT_GPU_TYPE = "nvidia.com/gpu"
 # Components given resources, and their defaults: (cpu cores, memory in GB).
 RESOURCE_DEFAULTS = {"Trainer": (4.0, 16.0), "Transform": (4.0, 16.0), "Evaluator": (2.0, 8.0)}
 OUTPUT_EXTENSIONS = (".json", ".yaml", ".yml")
+ENTRYPOINT = ["python", "-m", "pipeline.container_entrypoint"]
 
 _MEMORY_UNITS = {
     "": 1.0,
@@ -172,7 +178,7 @@ class KubeflowCompile:
     resources: dict[str, Resources] = field(default_factory=dict)
     beam_runner: str = "direct"
     beam_args: list[str] = field(default_factory=list)
-    use_baseline_resolver: bool = True
+    baseline: str = configs.DEFAULT_BASELINE
     pipeline_name: str = configs.PIPELINE_NAME
     blessing: dict = field(default_factory=dict)  # create_pipeline's blessing keywords.
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
@@ -188,6 +194,10 @@ class KubeflowCompile:
         if self.data_format not in DATA_FORMATS:
             raise KubeflowConfigError(
                 f"--data-format {self.data_format}: expected one of {', '.join(DATA_FORMATS)}"
+            )
+        if self.baseline not in choice.BASELINES:
+            raise KubeflowConfigError(
+                f"--baseline {self.baseline}: expected one of {', '.join(choice.BASELINES)}"
             )
         if self.beam_runner not in BEAM_RUNNERS:
             raise KubeflowConfigError(
@@ -251,7 +261,7 @@ def build_pipeline(options: KubeflowCompile):
         serving_dir=options.serving_dir,
         hparams=options.hparams,
         **options.blessing,
-        use_baseline_resolver=options.use_baseline_resolver,
+        baseline=options.baseline,
         eval_fraction=options.eval_fraction,
         beam_pipeline_args=options.all_beam_args(),
         metadata_connection_config=None,
@@ -278,11 +288,45 @@ def compile_pipeline(options: KubeflowCompile) -> dict:
             use_pipeline_spec_2_1=True,
         )
     )
-    job = runner.run(build_pipeline(options), write_out=False)
+    pipeline = build_pipeline(options)
+    job = runner.run(pipeline, write_out=False)
     # Open-source KFP falls back to its minio:// default root, which TensorFlow cannot write.
     job["pipelineSpec"]["defaultPipelineRoot"] = options.pipeline_root
+    use_our_entrypoint(job["pipelineSpec"], pipeline)
+    # What is served changes between runs: ServedModel must run every time.
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    if choice.SERVED_MODEL_ID in tasks:
+        tasks[choice.SERVED_MODEL_ID]["cachingOptions"] = {}
     write_spec(job, options.output)
     return job
+
+
+def class_path(artifact_type) -> str:
+    return f"{artifact_type.__module__}.{artifact_type.__qualname__}"
+
+
+def artifact_types(component) -> dict:
+    """{"inputs"|"outputs": {key: TFX artifact class path}} of a component, for the entrypoint."""
+    return {
+        "inputs": {key: class_path(channel.type) for key, channel in component.inputs.items()},
+        "outputs": {key: class_path(channel.type) for key, channel in component.outputs.items()},
+    }
+
+
+def use_our_entrypoint(spec: dict, pipeline) -> None:
+    """Every container runs pipeline.container_entrypoint, told its artifacts' TFX classes.
+
+    TFX writes its own entrypoint's command; the arguments stay as TFX wrote them, ours first.
+    """
+    by_id = {component.id: component for component in pipeline.components}
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        if "container" not in executor:
+            continue
+        component = by_id[label.removesuffix("_executor")]
+        container = executor["container"]
+        container["command"] = list(ENTRYPOINT)
+        types = json.dumps(artifact_types(component), sort_keys=True)
+        container["args"] = ["--artifact_types", types, *container["args"]]
 
 
 def write_spec(job: dict, path: str) -> None:
@@ -370,10 +414,12 @@ def add_compile_parser(commands: argparse._SubParsersAction) -> None:
     )
 
     kf.add_argument(
-        "--no-baseline-resolver",
-        action="store_true",
-        help="leave out the Resolver of the last blessed model (its queries may not run on "
-        "open-source KFP); the Evaluator then judges by the threshold alone",
+        "--baseline",
+        choices=choice.BASELINES,
+        default=configs.DEFAULT_BASELINE,
+        help="what a new model is compared with: served (the newest model under --serving-dir, "
+        "any KFP; default), resolver (TFX's latest blessed model: Vertex AI Pipelines only, "
+        "open-source KFP refuses its resolver executors) or none (--lower-bound alone)",
     )
     kf.add_argument("--no-cache", action="store_true", help="turn off KFP's step cache")
     kf.add_argument(
@@ -408,7 +454,7 @@ def options_from_args(args: argparse.Namespace, beam_args: list[str]) -> Kubeflo
         resources=resources,
         beam_runner=args.beam_runner,
         beam_args=list(beam_args),
-        use_baseline_resolver=not args.no_baseline_resolver,
+        baseline=args.baseline,
         pipeline_name=args.pipeline_name,
         blessing=cli.blessing_from(args),
         eval_fraction=args.eval_fraction,

@@ -4,7 +4,9 @@ import os
 from dataclasses import dataclass, field
 
 from tfx import v1 as tfx
+from tfx.dsl.compiler import compiler
 
+from components.baseline import choice
 from components.example_gen import digits, sources
 from pipeline import configs, summary
 from pipeline.pipeline import create_pipeline
@@ -53,7 +55,9 @@ def run(options: LocalRun) -> dict:
             configs.metadata_path(output_dir)
         ),
     )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    pipeline_ir = compiler.Compiler().compile(pipeline)
+    choice.uncached(pipeline_ir)  # Each run compares against what is served now.
+    tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_ir)
     result = summary.build_summary(
         configs.metadata_path(output_dir),
         options.pipeline_name,

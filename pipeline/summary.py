@@ -13,6 +13,11 @@ from tfx.orchestration import metadata
 from tfx.types import artifact_utils
 
 COMPLETE, CACHED = "COMPLETE", "CACHED"
+# What the baseline was, by the component that supplied it (components.baseline.choice).
+BASELINE_NAMES = {
+    "ServedModel": "served baseline",
+    "LatestBlessedModelResolver": "latest blessed baseline",
+}
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -112,7 +117,18 @@ def evaluation_metrics(evaluation_uri: str) -> tuple[dict, dict]:
     return candidate, baseline
 
 
-def blessing_reasons(evaluation_uri: str, blessing: dict, metrics: dict, baseline: dict) -> list:
+def baseline_name(components: dict) -> str:
+    """'served baseline', 'latest blessed baseline' or 'baseline', from the run's components."""
+    return next((BASELINE_NAMES[c] for c in components if c in BASELINE_NAMES), "baseline")
+
+
+def blessing_reasons(
+    evaluation_uri: str,
+    blessing: dict,
+    metrics: dict,
+    baseline: dict,
+    baseline_kind: str = "baseline",
+) -> list:
     """Why the model was or was not blessed, in words."""
     metric = blessing.get("gating_metric", "precision_at_1")
     value = metrics.get(metric)
@@ -138,12 +154,12 @@ def blessing_reasons(evaluation_uri: str, blessing: dict, metrics: dict, baselin
         allowed = blessing.get("max_regression")
         verdict = "within" if allowed is None or change >= -allowed else "beyond"
         reasons.append(
-            f"{metric}: candidate {value:.4f} vs latest blessed baseline "
+            f"{metric}: candidate {value:.4f} vs {baseline_kind} "
             f"{baseline[metric]:.4f} (change {change:+.4f}, {verdict} the allowed "
             f"regression {allowed})"
         )
     elif value is not None:
-        reasons.append("no blessed baseline yet: judged by the lower bound only")
+        reasons.append(f"no {baseline_kind} yet: judged by the lower bound only")
     return reasons
 
 
@@ -178,7 +194,11 @@ def build_summary(
         uri = artifacts["ModelEvaluation"][-1].uri
         summary["metrics"], summary["baseline_metrics"] = evaluation_metrics(uri)
         summary["blessing_reasons"] = blessing_reasons(
-            uri, summary["blessing"], summary["metrics"], summary["baseline_metrics"]
+            uri,
+            summary["blessing"],
+            summary["metrics"],
+            summary["baseline_metrics"],
+            baseline_name(summary["components"]),
         )
     for key, type_name in (
         ("model_run", "ModelRun"),
