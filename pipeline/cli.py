@@ -190,6 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(default %(default)s); re-running resumes from cached outputs",
     )
     run.add_argument(
+        "--pipeline-root",
+        help="where the artifacts go (default OUTPUT_DIR/tfx); may be s3:// (MinIO) or gs://, "
+        "with the S3_ENDPOINT / AWS_* variables of kubeflow/README.md",
+    )
+    run.add_argument(
+        "--serving-dir",
+        help="TF Serving's base path: pushed models and the baseline, the newest version there "
+        "(default OUTPUT_DIR/serving_model); may be s3:// or gs://",
+    )
+    run.add_argument(
         "--eval-fraction",
         type=float,
         default=configs.DEFAULT_EVAL_FRACTION,
@@ -294,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         blessing=blessing_from(args),
         eval_fraction=args.eval_fraction,
         beam_args=[*configs.DEFAULT_BEAM_ARGS, *beam_args],
+        pipeline_root=args.pipeline_root,
+        serving_dir=args.serving_dir,
     )
     try:
         result = local_runner.run(options)

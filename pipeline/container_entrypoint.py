@@ -17,6 +17,7 @@ differs, and this module bridges the gap before and after delegating to TFX:
 - artifacts without a name get one, so TFX's hashed ids (the Evaluator's blessing) work.
 - TensorFlow writes zero-byte `dir/` marker objects on gs:// and s3://; the KFP launcher downloads
   them as files, and then no folder can be made beneath them. They are deleted from every output.
+- s3:// is registered (pipeline.filesystems) before anything runs.
 - TF with tensorflow-io can abort at interpreter shutdown ("pure virtual method called") after the
   work is done: the process ends with os._exit once the outputs and executor_output.json are
   written, 0 on success, 1 on an error (its traceback printed).
@@ -28,6 +29,8 @@ import logging
 import os
 import sys
 import traceback
+
+from pipeline import filesystems
 
 # What TFX knows by title; other titles are import paths (TFX's own convention).
 SYSTEM_TITLES = {
@@ -53,14 +56,6 @@ KEY_CLASSES = {
     "transform_graph": "tfx.types.standard_artifacts.TransformGraph",
 }
 SPLIT_PREFIX = "Split-"
-
-
-def register_filesystems() -> None:
-    """s3:// for TensorFlow: tensorflow-io registers it on import (TF 2.16 has none built in)."""
-    try:
-        import tensorflow_io  # noqa: F401
-    except ImportError:
-        logging.warning("tensorflow-io is not installed: s3:// paths will not work")
 
 
 def class_path_of_title(title: str) -> str:
@@ -144,22 +139,6 @@ def normalise_executor_input(
 # --- Output clean-up ----------------------------------------------------------------------------
 
 
-def _s3_client():
-    import boto3
-
-    endpoint = os.environ.get("S3_ENDPOINT")
-    if endpoint and "://" not in endpoint:
-        secure = os.environ.get("S3_USE_HTTPS", "1") not in ("0", "false")
-        endpoint = f"{'https' if secure else 'http'}://{endpoint}"
-    verify = os.environ.get("S3_VERIFY_SSL", "1") not in ("0", "false")
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint or None,
-        region_name=os.environ.get("AWS_REGION") or None,
-        verify=verify,
-    )
-
-
 def remove_directory_markers(uri: str) -> list[str]:
     """Deletes zero-byte `.../` objects under a gs:// or s3:// uri; returns what it deleted."""
     scheme, _, rest = uri.partition("://")
@@ -169,7 +148,7 @@ def remove_directory_markers(uri: str) -> list[str]:
     prefix = prefix.rstrip("/") + "/"
     removed = []
     if scheme == "s3":
-        client = _s3_client()
+        client = filesystems.s3_client()
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 if item["Key"].endswith("/") and item["Size"] == 0:
@@ -207,7 +186,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def run(argv: list[str]) -> None:
     """Normalises the executor input, runs TFX's entrypoint, then cleans the outputs."""
-    register_filesystems()
+    filesystems.register()
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
     args, beam_args = parse_args(argv)

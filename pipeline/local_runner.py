@@ -8,7 +8,7 @@ from tfx.dsl.compiler import compiler
 
 from components.baseline import choice
 from components.example_gen import digits, sources
-from pipeline import configs, summary
+from pipeline import configs, filesystems, summary
 from pipeline.pipeline import create_pipeline
 
 
@@ -21,6 +21,10 @@ class LocalRun:
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
     beam_args: list[str] = field(default_factory=lambda: list(configs.DEFAULT_BEAM_ARGS))
     pipeline_name: str = configs.PIPELINE_NAME
+    # Artifacts and pushed models elsewhere than under output_dir (e.g. s3://); ML Metadata and
+    # summary.json stay in output_dir.
+    pipeline_root: str | None = None
+    serving_dir: str | None = None
 
 
 def resolve_data(data: str, output_dir: str) -> tuple[str, str]:
@@ -29,7 +33,7 @@ def resolve_data(data: str, output_dir: str) -> tuple[str, str]:
     if data_format == sources.DIGITS:
         directory = digits.materialize(os.path.join(configs.datasets_dir(output_dir), "digits"))
         return directory, sources.IDX
-    return os.path.abspath(data), data_format
+    return (data if "://" in data else os.path.abspath(data)), data_format
 
 
 def dataset_name(data: str) -> str:
@@ -40,13 +44,16 @@ def run(options: LocalRun) -> dict:
     """Runs (or resumes, reusing cached outputs) the pipeline; returns and writes the summary."""
     output_dir = os.path.abspath(options.output_dir)
     os.makedirs(output_dir, exist_ok=True)
+    pipeline_root = options.pipeline_root or configs.pipeline_root(output_dir)
+    serving_dir = options.serving_dir or configs.serving_dir(output_dir)
+    filesystems.register_for(options.data, pipeline_root, serving_dir)
     data_dir, data_format = resolve_data(options.data, output_dir)
     pipeline = create_pipeline(
         pipeline_name=options.pipeline_name,
-        pipeline_root=configs.pipeline_root(output_dir),
+        pipeline_root=pipeline_root,
         data_dir=data_dir,
         data_format=data_format,
-        serving_dir=configs.serving_dir(output_dir),
+        serving_dir=serving_dir,
         hparams=options.hparams,
         **options.blessing,
         eval_fraction=options.eval_fraction,

@@ -1,0 +1,54 @@
+"""s3:// (MinIO, AWS) for TensorFlow, Beam and our own code, configured from the environment.
+
+TensorFlow 2.16 has no S3 file system: tensorflow-io registers one on import and reads
+S3_ENDPOINT, S3_USE_HTTPS, S3_VERIFY_SSL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+AWS_REGION. Beam's S3 file system and boto3 read the same keys and AWS_ENDPOINT_URL, which is
+derived here from S3_ENDPOINT, so one set of variables (a Kubernetes secret) serves all three.
+Credentials never go into the spec, the image or Beam's arguments.
+"""
+
+import logging
+import os
+
+
+def endpoint_url() -> str | None:
+    """S3_ENDPOINT as a URL (TF-IO takes host:port; boto3 wants a scheme), or None."""
+    endpoint = os.environ.get("S3_ENDPOINT")
+    if not endpoint:
+        return None
+    if "://" in endpoint:
+        return endpoint
+    secure = os.environ.get("S3_USE_HTTPS", "1").lower() not in ("0", "false")
+    return f"{'https' if secure else 'http'}://{endpoint}"
+
+
+def verify_ssl() -> bool:
+    return os.environ.get("S3_VERIFY_SSL", "1").lower() not in ("0", "false")
+
+
+def register() -> None:
+    """Registers s3:// with TensorFlow and points boto3 (Beam's S3) at S3_ENDPOINT."""
+    if endpoint_url() and not os.environ.get("AWS_ENDPOINT_URL"):
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url()
+    try:
+        import tensorflow_io  # noqa: F401 (registers s3:// with tf.io.gfile)
+    except ImportError:
+        logging.warning("tensorflow-io is not installed: s3:// paths will not work")
+
+
+def register_for(*paths: str) -> None:
+    """register() when any of `paths` is on s3://."""
+    if any(str(path).startswith("s3://") for path in paths):
+        register()
+
+
+def s3_client():
+    """A boto3 S3 client for the same endpoint and keys as TensorFlow's."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url(),
+        region_name=os.environ.get("AWS_REGION") or None,
+        verify=verify_ssl(),
+    )
