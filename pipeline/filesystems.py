@@ -2,8 +2,9 @@
 
 TensorFlow 2.16 has no S3 file system: tensorflow-io registers one on import and reads
 S3_ENDPOINT, S3_USE_HTTPS, S3_VERIFY_SSL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-AWS_REGION. Beam's S3 file system and boto3 read the same keys and AWS_ENDPOINT_URL, which is
-derived here from S3_ENDPOINT, so one set of variables (a Kubernetes secret) serves all three.
+AWS_REGION. Beam's S3 file system and boto3 read the same keys, AWS_DEFAULT_REGION and
+AWS_ENDPOINT_URL, derived here from AWS_REGION and S3_ENDPOINT, so one set of variables (a
+Kubernetes secret) serves all three.
 Credentials never go into the spec, the image or Beam's arguments.
 """
 
@@ -30,6 +31,8 @@ def register() -> None:
     """Registers s3:// with TensorFlow and points boto3 (Beam's S3) at S3_ENDPOINT."""
     if endpoint_url() and not os.environ.get("AWS_ENDPOINT_URL"):
         os.environ["AWS_ENDPOINT_URL"] = endpoint_url()
+    if os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]  # boto3 reads this one.
     try:
         import tensorflow_io  # noqa: F401 (registers s3:// with tf.io.gfile)
     except ImportError:
