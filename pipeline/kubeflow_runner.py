@@ -41,6 +41,16 @@ DEFAULT_GPU_TYPE = "nvidia.com/gpu"
 RESOURCE_DEFAULTS = {"Trainer": (4.0, 16.0), "Transform": (4.0, 16.0), "Evaluator": (2.0, 8.0)}
 OUTPUT_EXTENSIONS = (".json", ".yaml", ".yml")
 ENTRYPOINT = ["python", "-m", "pipeline.container_entrypoint"]
+# The environment pipeline.filesystems reads, each a key of the `--s3-secret` Kubernetes secret.
+S3_SECRET_KEYS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "S3_ENDPOINT",
+    "S3_USE_HTTPS",
+    "S3_VERIFY_SSL",
+)
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 _MEMORY_UNITS = {
     "": 1.0,
@@ -183,6 +193,7 @@ class KubeflowCompile:
     blessing: dict = field(default_factory=dict)  # create_pipeline's blessing keywords.
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION
     enable_cache: bool = True
+    s3_secret: str | None = None  # Kubernetes secret whose S3_SECRET_KEYS become env vars.
 
     def validate(self) -> None:
         """Checks everything a pod will need; raises KubeflowConfigError with the reason."""
@@ -203,6 +214,16 @@ class KubeflowCompile:
             raise KubeflowConfigError(
                 f"--beam-runner {self.beam_runner}: expected one of {', '.join(BEAM_RUNNERS)}"
             )
+        if self.s3_secret is not None:
+            if not _SECRET_NAME.match(self.s3_secret):
+                raise KubeflowConfigError(
+                    f"--s3-secret {self.s3_secret}: not a Kubernetes secret name"
+                )
+            if self.output.endswith(".json"):
+                raise KubeflowConfigError(
+                    f"--s3-secret with --output {self.output}: the secret goes into the YAML "
+                    "package's Kubernetes platform spec (open-source KFP); write .yaml"
+                )
         if not 0.0 < self.eval_fraction < 1.0:
             raise KubeflowConfigError(
                 f"--eval-fraction must be between 0 and 1, got {self.eval_fraction}"
@@ -293,6 +314,8 @@ def compile_pipeline(options: KubeflowCompile) -> dict:
     # Open-source KFP falls back to its minio:// default root, which TensorFlow cannot write.
     job["pipelineSpec"]["defaultPipelineRoot"] = options.pipeline_root
     use_our_entrypoint(job["pipelineSpec"], pipeline)
+    if options.s3_secret:
+        job["platformSpec"] = s3_secret_platform_spec(job["pipelineSpec"], options.s3_secret)
     # What is served changes between runs: ServedModel must run every time.
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
     if choice.SERVED_MODEL_ID in tasks:
@@ -329,6 +352,21 @@ def use_our_entrypoint(spec: dict, pipeline) -> None:
         container["args"] = ["--artifact_types", types, *container["args"]]
 
 
+def s3_secret_platform_spec(spec: dict, secret: str) -> dict:
+    """KFP's Kubernetes PlatformSpec: every container gets S3_SECRET_KEYS from `secret`.
+
+    The format of kfp-kubernetes' use_secret_as_env, which the open-source KFP 2 backend reads;
+    the spec names the secret, the values stay in the cluster.
+    """
+    key_to_env = [{"secretKey": key, "envVar": key} for key in S3_SECRET_KEYS]
+    executors = {
+        label: {"secretAsEnv": [{"secretName": secret, "keyToEnv": key_to_env}]}
+        for label, executor in spec["deploymentSpec"]["executors"].items()
+        if "container" in executor
+    }
+    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+
+
 def write_spec(job: dict, path: str) -> None:
     """YAML: the PipelineSpec alone (for kfp.Client / the UI). JSON: the whole PipelineJob."""
     import yaml
@@ -345,6 +383,9 @@ def write_spec(job: dict, path: str) -> None:
             f"# Compiled by siamese-tfx with {spec.get('sdkVersion', 'tfx')}\n"
         )
         yaml.safe_dump(spec, f, sort_keys=True)
+        if "platformSpec" in job:
+            f.write("---\n")
+            yaml.safe_dump(job["platformSpec"], f, sort_keys=True)
 
 
 # --- Command line -----------------------------------------------------------------------------
@@ -421,6 +462,14 @@ def add_compile_parser(commands: argparse._SubParsersAction) -> None:
         "any KFP; default), resolver (TFX's latest blessed model: Vertex AI Pipelines only, "
         "open-source KFP refuses its resolver executors) or none (--lower-bound alone)",
     )
+    kf.add_argument(
+        "--s3-secret",
+        metavar="NAME",
+        help="Kubernetes secret (in the run's namespace) whose keys "
+        + ", ".join(S3_SECRET_KEYS)
+        + " every step gets as environment variables: MinIO/S3 settings for open-source KFP "
+        "(.yaml output only)",
+    )
     kf.add_argument("--no-cache", action="store_true", help="turn off KFP's step cache")
     kf.add_argument(
         "--eval-fraction",
@@ -459,6 +508,7 @@ def options_from_args(args: argparse.Namespace, beam_args: list[str]) -> Kubeflo
         blessing=cli.blessing_from(args),
         eval_fraction=args.eval_fraction,
         enable_cache=not args.no_cache,
+        s3_secret=args.s3_secret,
     )
 
 

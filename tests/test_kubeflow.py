@@ -669,3 +669,22 @@ def test_submit_refuses_a_minio_root(compiled, capsys):
     argv = ["--package", str(path), "--pipeline-root", "minio://mlpipeline/v2/artifacts"]
     assert load_submit().main(argv, client_factory=FakeClient) == 2
     assert "minio" in capsys.readouterr().err
+
+
+def test_s3_secret_reaches_every_step_through_the_kubernetes_platform_spec(tmp_path, serving_dir):
+    from kfp.client import client as kfp_client
+
+    output = tmp_path / "pipeline.yaml"
+    assert cli.main(compile_args(output, serving_dir, "--s3-secret", "siamese-s3")) == 0
+    uploaded = kfp_client._extract_pipeline_yaml(str(output))  # What kfp.Client uploads.
+    executors = uploaded.platform_spec.platforms["kubernetes"].deployment_spec.executors
+    assert set(executors) == {f"{name}_executor" for name in COMPONENTS}
+    for label, config in executors.items():
+        (secret,) = json_format.MessageToDict(config)["secretAsEnv"]
+        assert secret["secretName"] == "siamese-s3", label
+        names = {item["envVar"] for item in secret["keyToEnv"]}
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ENDPOINT"} <= names
+    submit = load_submit()
+    FakeClient.calls.clear()
+    assert submit.main(["--package", str(output)], client_factory=FakeClient) == 0
+    assert cli.main(compile_args(tmp_path / "p.json", serving_dir, "--s3-secret", "x")) == 2
