@@ -105,7 +105,7 @@ def recover_split_names(artifact: dict, class_path: str) -> None:
 
     cls = import_utils.import_class_by_path(class_path)
     metadata = artifact.setdefault("metadata", {})
-    if "split_names" not in getattr(cls, "PROPERTIES", {}) or metadata.get("split_names"):
+    if "split_names" not in (getattr(cls, "PROPERTIES", None) or {}) or metadata.get("split_names"):
         return
     uri = artifact.get("uri", "")
     if not uri or not tf.io.gfile.isdir(uri):
@@ -130,7 +130,7 @@ def normalise_executor_input(
                 class_path = types.get(key) or guessed_class_path(key, artifact.get("type", {}))
                 artifact["type"] = {"schemaTitle": class_path}
                 if not artifact.get("name"):
-                    artifact["name"] = f"{side}/{key}/{n}/{artifact.get('uri', '')}"
+                    artifact["name"] = artifact.get("uri") or f"{side}/{key}/{n}"
                 if side == "inputs":
                     recover_split_names(artifact, class_path)
     return executor_input
