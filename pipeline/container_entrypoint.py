@@ -17,7 +17,7 @@ differs, and this module bridges the gap before and after delegating to TFX:
 - artifacts without a name get one, so TFX's hashed ids (the Evaluator's blessing) work.
 - TensorFlow writes zero-byte `dir/` marker objects on gs:// and s3://; the KFP launcher downloads
   them as files, and then no folder can be made beneath them. They are deleted from every output.
-- s3:// is registered (pipeline.filesystems) before anything runs.
+- s3:// is registered (pipeline.filesystems) before anything runs, when the step mentions it.
 - TF with tensorflow-io can abort at interpreter shutdown ("pure virtual method called") after the
   work is done: the process ends with os._exit once the outputs and executor_output.json are
   written, 0 on success, 1 on an error (its traceback printed).
@@ -186,7 +186,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def run(argv: list[str]) -> None:
     """Normalises the executor input, runs TFX's entrypoint, then cleans the outputs."""
-    filesystems.register()
+    filesystems.register_for(*argv)
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
     args, beam_args = parse_args(argv)
