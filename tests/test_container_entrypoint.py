@@ -116,6 +116,9 @@ def test_a_step_runs_as_its_pod_and_exits_0_with_its_outputs_written(tmp_path):
     }
     args = ["--executor_class_path", f"{executor.__module__}.{executor.__name__}"]
     args += ["--json_serialized_invocation_args", json.dumps(invocation)]
+    # As the spec has it: with the inputs spec, TFX reads parameterValues (schema 2.1).
+    inputs_spec = {"parameters": {"serving_dir": {"parameterType": "STRING"}}}
+    args += ["--json_serialized_inputs_spec_args", json.dumps(inputs_spec)]
     args += ["--artifact_types", json.dumps({"outputs": {"model": STANDARD + "Model"}})]
     process = run_entrypoint(args, tmp_path)
     assert process.returncode == 0, process.stderr[-3000:]
