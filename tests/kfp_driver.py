@@ -1,6 +1,7 @@
 """Runs a compiled KFP v2 PipelineSpec here, task by task, as open-source KFP's driver would.
 
-No cluster: the DAG is walked in topological order; each task gets the executor input the OSS
+No cluster: the DAG is walked in topological order (tasks whose inputs are ready run side by
+side, two at a time); each task gets the executor input the OSS
 driver builds (parameters from the spec; input artifacts with `system.*` schema titles or an
 empty instance_schema and the metadata their producer wrote; output URIs under a local pipeline
 root), and the container's command and args from the spec run as a subprocess. Each executor
@@ -14,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from graphlib import TopologicalSorter
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,8 +48,8 @@ def image_env() -> dict:
     return env
 
 
-def task_order(spec: dict) -> list[str]:
-    """Task names, each after the tasks it depends on or reads artifacts from."""
+def task_graph(spec: dict) -> dict[str, set[str]]:
+    """Task name -> the tasks it depends on or reads artifacts from."""
     graph = {}
     for name, task in spec["root"]["dag"]["tasks"].items():
         producers = {
@@ -55,7 +57,7 @@ def task_order(spec: dict) -> list[str]:
             for source in task.get("inputs", {}).get("artifacts", {}).values()
         }
         graph[name] = set(task.get("dependentTasks", [])) | producers
-    return list(TopologicalSorter(graph).static_order())
+    return graph
 
 
 def system_type(artifact_type: dict) -> dict:
@@ -125,9 +127,19 @@ class SpecRun:
         self.states: dict[str, str] = {}
         self.invocations: dict[str, dict] = {}
 
-    def run(self) -> "SpecRun":
-        for name in task_order(self.spec):
-            self.run_task(name)
+    def run(self, parallel: int = 2) -> "SpecRun":
+        """Runs every task once its upstream tasks are done, `parallel` at a time (as Argo)."""
+        sorter = TopologicalSorter(task_graph(self.spec))
+        sorter.prepare()
+        with ThreadPoolExecutor(parallel) as pool:
+            running = {}
+            while sorter.is_active():
+                for name in sorter.get_ready():
+                    running[pool.submit(self.run_task, name)] = name
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    future.result()  # A failed step stops the run, as in KFP.
+                    sorter.done(running.pop(future))
         return self
 
     def run_task(self, name: str) -> None:

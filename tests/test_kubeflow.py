@@ -13,10 +13,10 @@ import importlib.util
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 
+import kfp_driver
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -28,7 +28,7 @@ from components.example_gen import idx
 from pipeline import cli, kubeflow_runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCKERFILE = os.path.join(REPO, "Dockerfile")
+DOCKERFILE = kfp_driver.DOCKERFILE
 SERVING_MANIFEST = os.path.join(REPO, "kubeflow", "tf-serving.yaml")
 ENTRYPOINT = "pipeline.container_entrypoint"
 
@@ -332,52 +332,6 @@ def test_memory_and_cpu_quantities():
 # --- Steps run as their pods run them ---------------------------------------------------------
 
 
-def executor_input(spec: dict, task_name: str, root: str, upstream: dict) -> dict:
-    """What the KFP launcher hands a step: its parameters and artifacts, and where to write.
-
-    `upstream` maps a producer task to the executor output it wrote (its artifacts' metadata
-    travel downstream through it, as through KFP's metadata store).
-    """
-    task = spec["root"]["dag"]["tasks"][task_name]
-    component = spec["components"][task["componentRef"]["name"]]
-    parameters = {
-        name: value["runtimeValue"]["constant"]
-        for name, value in task["inputs"].get("parameters", {}).items()
-    }
-    inputs = {}
-    for key, source in task["inputs"].get("artifacts", {}).items():
-        producer = source["taskOutputArtifact"]
-        produced = upstream[producer["producerTask"]]["artifacts"][producer["outputArtifactKey"]]
-        artifact_type = component["inputDefinitions"]["artifacts"][key]["artifactType"]
-        inputs[key] = {"artifacts": [{**a, "type": artifact_type} for a in produced["artifacts"]]}
-    outputs = {
-        key: {
-            "artifacts": [
-                {
-                    "name": f"{task_name}-{key}",
-                    "uri": os.path.join(root, task_name, key),
-                    "type": definition["artifactType"],
-                }
-            ]
-        }
-        for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items()
-    }
-    return {
-        "inputs": {"parameterValues": parameters, "artifacts": inputs},
-        "outputs": {
-            "artifacts": outputs,
-            "outputFile": os.path.join(root, task_name, "executor_output.json"),
-        },
-    }
-
-
-def container_command(spec: dict, task_name: str, invocation: dict) -> list[str]:
-    """The pod's command line: the spec's command and args, `{{$}}` filled in as KFP does."""
-    container = spec["deploymentSpec"]["executors"][f"{task_name}_executor"]["container"]
-    args = [json.dumps(invocation) if arg == "{{$}}" else arg for arg in container["args"]]
-    return [*container["command"], *args]
-
-
 def write_tiny_mnist(directory: str) -> None:
     rng = np.random.default_rng(0)
     for prefix, count in (("train", 24), ("t10k", 12)):
@@ -385,20 +339,6 @@ def write_tiny_mnist(directory: str) -> None:
         labels = (np.arange(count) % 4).astype(np.uint8)
         idx.write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte"), images)
         idx.write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte"), labels)
-
-
-def image_env() -> dict:
-    """The environment the Dockerfile's ENV gives every step (TF_USE_LEGACY_KERAS...)."""
-    with open(DOCKERFILE) as f:
-        text = f.read().replace("\\\n", " ")
-    env = {}
-    for line in text.splitlines():
-        if line.startswith("ENV "):
-            for item in shlex.split(line[4:]):
-                name, _, value = item.partition("=")
-                if name in ("TF_USE_LEGACY_KERAS", "PYTHONUNBUFFERED"):
-                    env[name] = value
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -414,11 +354,12 @@ def example_gen_pod(compiled, tmp_path_factory):
     data = os.path.join(root, "data")
     os.makedirs(data)
     write_tiny_mnist(data)
-    invocation = executor_input(spec, "ExampleGen", root, {})
+    # Built as open-source KFP's driver builds it (tests/kfp_driver.py).
+    invocation = kfp_driver.task_executor_input(spec, "ExampleGen", root, "pods", {})
     invocation["inputs"]["parameterValues"]["input_base"] = data
-    command = container_command(spec, "ExampleGen", invocation)
+    command = kfp_driver.command_line(spec, "ExampleGen", invocation)
     assert command[:3] == ["python", "-m", ENTRYPOINT]
-    env = {**os.environ, **image_env()}
+    env = {**os.environ, **kfp_driver.image_env()}
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     workdir = os.path.join(root, "workdir")  # Not the repo: code comes from the installed package.
     os.makedirs(workdir)
@@ -453,9 +394,11 @@ def test_statistics_gen_step_consumes_example_gen_output(example_gen_pod):
 
     from pipeline import container_entrypoint
 
-    spec, root, _, example_gen_output = example_gen_pod
-    invocation = executor_input(spec, "StatisticsGen", root, {"ExampleGen": example_gen_output})
-    command = container_command(spec, "StatisticsGen", invocation)
+    spec, root, example_gen, _ = example_gen_pod
+    # Its input as the driver hands it on: system.* schema gone, only the recorded metadata.
+    produced = {"ExampleGen": kfp_driver.SpecRun.launcher_outputs(example_gen)}
+    invocation = kfp_driver.task_executor_input(spec, "StatisticsGen", root, "pods", produced)
+    command = kfp_driver.command_line(spec, "StatisticsGen", invocation)
     # Same entry point as the pod, in this process (the ExampleGen pod already ran as one);
     # run() is main() without the os._exit.
     container_entrypoint.run(command[3:])
