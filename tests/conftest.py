@@ -36,6 +36,7 @@ def identity_folders(tmp_path_factory):
 
 def write_digits_subset(directory: str, train: int, eval: int) -> str:
     """`train` and `eval` images of each digit as MNIST-format IDX files (train-, t10k-)."""
+    os.makedirs(directory, exist_ok=True)
     digits = load_digits()
     images = np.round(digits.images * 255 / 16).astype(np.uint8)
     start = 0
