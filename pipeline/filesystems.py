@@ -13,7 +13,7 @@ import os
 
 
 def endpoint_url() -> str | None:
-    """S3_ENDPOINT as a URL (TF-IO takes host:port; boto3 wants a scheme), or None."""
+    """S3_ENDPOINT as a URL (http:// when S3_USE_HTTPS=0), or None."""
     endpoint = os.environ.get("S3_ENDPOINT")
     if not endpoint:
         return None
@@ -29,8 +29,11 @@ def verify_ssl() -> bool:
 
 def register() -> None:
     """Registers s3:// with TensorFlow and points boto3 (Beam's S3) at S3_ENDPOINT."""
-    if endpoint_url() and not os.environ.get("AWS_ENDPOINT_URL"):
-        os.environ["AWS_ENDPOINT_URL"] = endpoint_url()
+    url = endpoint_url()
+    if url:
+        # tensorflow-io 0.37 speaks HTTPS to a bare host:port whatever S3_USE_HTTPS says.
+        os.environ["S3_ENDPOINT"] = url
+        os.environ.setdefault("AWS_ENDPOINT_URL", url)
     if os.environ.get("AWS_REGION") and not os.environ.get("AWS_DEFAULT_REGION"):
         os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"]  # boto3 reads this one.
     try:
