@@ -12,11 +12,13 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 from tfx.types import artifact_utils
 
+from components.baseline import choice
+
 COMPLETE, CACHED = "COMPLETE", "CACHED"
-# What the baseline was, by the component that supplied it (components.baseline.choice).
+# What the baseline was, by the component that supplied it.
 BASELINE_NAMES = {
-    "ServedModel": "served baseline",
-    "LatestBlessedModelResolver": "latest blessed baseline",
+    choice.SERVED_MODEL_ID: "served baseline",
+    choice.RESOLVER_ID: "latest blessed baseline",
 }
 
 
