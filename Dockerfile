@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 # The siamese-tfx image for Kubeflow Pipelines (see kubeflow/README.md). Every step of the
 # compiled pipeline runs in it as
-#   python -m tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor ARGS
-# (the spec sets the command and args), the Trainer on GPUs. Build from the repository root:
+#   python -m pipeline.container_entrypoint ARGS
+# (our wrapper of TFX's kubeflow_v2_run_executor for open-source KFP's driver; the spec sets the
+# command and args), the Trainer on GPUs. The lock brings tensorflow-io and apache-beam[aws] for
+# s3:// (MinIO); the endpoint and keys come from the pods' environment, never from the image.
+# Build from the repository root:
 #   docker build -t REGISTRY/siamese-tfx:TAG .
 #
 # Base image: nvidia/cuda 12.3 "base" on Ubuntu 22.04, for its python3.10. requirements.lock is

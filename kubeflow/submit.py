@@ -29,7 +29,8 @@ def load_package(path: str) -> tuple[dict, str | None]:
                 "gcsOutputDirectory"
             )
             return spec, root
-        spec = yaml.safe_load(f)
+        # The PipelineSpec, then (with `--s3-secret`) the Kubernetes PlatformSpec.
+        spec = next(doc for doc in yaml.safe_load_all(f) if doc)
     return spec, spec.get("defaultPipelineRoot")
 
 

@@ -33,6 +33,16 @@ def build_parser() -> argparse.ArgumentParser:
         "(default %(default)s); re-running resumes from cached outputs",
     )
     run.add_argument(
+        "--pipeline-root",
+        help="where the artifacts go (default OUTPUT_DIR/tfx); may be s3:// (MinIO) or gs://, "
+        "with the S3_ENDPOINT / AWS_* variables of kubeflow/README.md",
+    )
+    run.add_argument(
+        "--serving-dir",
+        help="TF Serving's base path: pushed models and the baseline, the newest version there "
+        "(default OUTPUT_DIR/serving_model); may be s3:// or gs://",
+    )
+    run.add_argument(
         "--verbose",
         action="store_true",
         help="show the libraries' logging on the console too (it always goes to "
@@ -121,6 +131,8 @@ def run_command(args: argparse.Namespace, settings: options.SharedSettings, beam
                     split_by=settings.split_by,
                     serving=settings.serving,
                     beam_args=[*configs.DEFAULT_BEAM_ARGS, *beam_args],
+                    pipeline_root=args.pipeline_root,
+                    serving_dir=args.serving_dir,
                 )
                 progress.count = local_runner.counter(run)
                 try:

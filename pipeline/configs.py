@@ -10,6 +10,7 @@ DEFAULT_DATA = "digits"
 DEFAULT_OUTPUT_DIR = "runs/default"
 DEFAULT_EVAL_FRACTION = 0.2
 DEFAULT_REPORT_EXAMPLES = 5000
+DEFAULT_BASELINE = "served"  # components.baseline.choice: served, resolver or none.
 
 DEFAULT_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 

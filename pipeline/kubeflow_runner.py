@@ -2,8 +2,12 @@
 
 `siamese-tfx compile kubeflow --image ... --output pipeline.yaml` builds the same DAG as
 `siamese-tfx run` with KubeflowV2DagRunner. Every step runs `python -m
-tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor` in `--image` (see Dockerfile);
-the Trainer asks for GPUs, Transform and Evaluator for CPU and memory. The output is a
+pipeline.container_entrypoint` (TFX's kubeflow_v2_run_executor made to take what the open-source
+KFP driver hands it) in `--image` (see Dockerfile), told each artifact's TFX class with
+`--artifact_types`. The baseline is the served model (`--baseline served`), so the default spec
+has container executors only, which open-source KFP runs; `--baseline resolver` brings back
+TFX's LatestBlessedModelResolver, whose `resolver` executors only Vertex AI runs. The Trainer
+asks for GPUs, Transform and Evaluator for CPU and memory. The output is a
 PipelineSpec (`.yaml`, what `kfp.Client` and the KFP UI upload) or a PipelineJob (`.json`, as
 TFX writes it for Vertex AI Pipelines).
 
@@ -21,6 +25,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from components.baseline import choice
 from components.evaluator.blessing import Blessing
 from components.example_gen.split_modes import check_split_by
 from components.serving.settings import ServingSettings
@@ -40,6 +45,17 @@ DEFAULT_GPU_TYPE = "nvidia.com/gpu"
 # Components given resources, and their defaults: (cpu cores, memory in GB).
 RESOURCE_DEFAULTS = {"Trainer": (4.0, 16.0), "Transform": (4.0, 16.0), "Evaluator": (2.0, 8.0)}
 OUTPUT_EXTENSIONS = (".json", ".yaml", ".yml")
+ENTRYPOINT = ["python", "-m", "pipeline.container_entrypoint"]
+# The environment pipeline.filesystems reads, each a key of the `--s3-secret` Kubernetes secret.
+S3_SECRET_KEYS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "S3_ENDPOINT",
+    "S3_USE_HTTPS",
+    "S3_VERIFY_SSL",
+)
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 _MEMORY_UNITS = {
     "": 1.0,
@@ -177,7 +193,7 @@ class KubeflowCompile:
     resources: dict[str, Resources] = field(default_factory=dict)
     beam_runner: str = "direct"
     beam_args: list[str] = field(default_factory=list)
-    use_baseline_resolver: bool = True
+    baseline: str = configs.DEFAULT_BASELINE
     pipeline_name: str = configs.PIPELINE_NAME
     blessing: Blessing = field(default_factory=Blessing)
     report_examples: int = configs.DEFAULT_REPORT_EXAMPLES
@@ -185,6 +201,7 @@ class KubeflowCompile:
     split_by: str = ""  # "image" or "identity"; "" = the data format's default
     serving: ServingSettings = field(default_factory=ServingSettings)
     enable_cache: bool = True
+    s3_secret: str | None = None  # Kubernetes secret whose S3_SECRET_KEYS become env vars.
 
     def validate(self) -> None:
         """Checks everything a pod will need; raises KubeflowConfigError with the reason."""
@@ -203,10 +220,24 @@ class KubeflowCompile:
             check_split_by(self.data_format, self.split_by)
         except ValueError as error:
             raise KubeflowConfigError(str(error)) from None
+        if self.baseline not in choice.BASELINES:
+            raise KubeflowConfigError(
+                f"--baseline {self.baseline}: expected one of {', '.join(choice.BASELINES)}"
+            )
         if self.beam_runner not in BEAM_RUNNERS:
             raise KubeflowConfigError(
                 f"--beam-runner {self.beam_runner}: expected one of {', '.join(BEAM_RUNNERS)}"
             )
+        if self.s3_secret is not None:
+            if not _SECRET_NAME.match(self.s3_secret):
+                raise KubeflowConfigError(
+                    f"--s3-secret {self.s3_secret}: not a Kubernetes secret name"
+                )
+            if self.output.endswith(".json"):
+                raise KubeflowConfigError(
+                    f"--s3-secret with --output {self.output}: the secret goes into the YAML "
+                    "package's Kubernetes platform spec (open-source KFP); write .yaml"
+                )
         if not 0.0 < self.eval_fraction < 1.0:
             raise KubeflowConfigError(
                 f"--eval-fraction must be between 0 and 1, got {self.eval_fraction}"
@@ -266,7 +297,7 @@ def build_pipeline(options: KubeflowCompile):
         hparams=options.hparams.to_config(),
         blessing=options.blessing,
         report_examples=options.report_examples,
-        use_baseline_resolver=options.use_baseline_resolver,
+        baseline=options.baseline,
         eval_fraction=options.eval_fraction,
         split_by=options.split_by,
         serving=options.serving,
@@ -295,11 +326,62 @@ def compile_pipeline(options: KubeflowCompile) -> dict:
             use_pipeline_spec_2_1=True,
         )
     )
-    job = runner.run(build_pipeline(options), write_out=False)
+    pipeline = build_pipeline(options)
+    job = runner.run(pipeline, write_out=False)
     # Open-source KFP falls back to its minio:// default root, which TensorFlow cannot write.
     job["pipelineSpec"]["defaultPipelineRoot"] = options.pipeline_root
+    use_our_entrypoint(job["pipelineSpec"], pipeline)
+    if options.s3_secret:
+        job["platformSpec"] = s3_secret_platform_spec(job["pipelineSpec"], options.s3_secret)
+    # What is served changes between runs: ServedModel must run every time.
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    if choice.SERVED_MODEL_ID in tasks:
+        tasks[choice.SERVED_MODEL_ID]["cachingOptions"] = {}
     write_spec(job, options.output)
     return job
+
+
+def class_path(artifact_type) -> str:
+    return f"{artifact_type.__module__}.{artifact_type.__qualname__}"
+
+
+def artifact_types(component) -> dict:
+    """{"inputs"|"outputs": {key: TFX artifact class path}} of a component, for the entrypoint."""
+    return {
+        "inputs": {key: class_path(channel.type) for key, channel in component.inputs.items()},
+        "outputs": {key: class_path(channel.type) for key, channel in component.outputs.items()},
+    }
+
+
+def use_our_entrypoint(spec: dict, pipeline) -> None:
+    """Every container runs pipeline.container_entrypoint, told its artifacts' TFX classes.
+
+    TFX writes its own entrypoint's command; the arguments stay as TFX wrote them, ours first.
+    """
+    by_id = {component.id: component for component in pipeline.components}
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        if "container" not in executor:
+            continue
+        component = by_id[label.removesuffix("_executor")]
+        container = executor["container"]
+        container["command"] = list(ENTRYPOINT)
+        types = json.dumps(artifact_types(component), sort_keys=True)
+        container["args"] = ["--artifact_types", types, *container["args"]]
+
+
+def s3_secret_platform_spec(spec: dict, secret: str) -> dict:
+    """KFP's Kubernetes PlatformSpec: every container gets S3_SECRET_KEYS from `secret`.
+
+    The format of kfp-kubernetes' use_secret_as_env, which the open-source KFP 2 backend reads;
+    the spec names the secret, the values stay in the cluster.
+    """
+    key_to_env = [{"secretKey": key, "envVar": key} for key in S3_SECRET_KEYS]
+    executors = {
+        label: {"secretAsEnv": [{"secretName": secret, "keyToEnv": key_to_env}]}
+        for label, executor in spec["deploymentSpec"]["executors"].items()
+        if "container" in executor
+    }
+    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
 
 
 def write_spec(job: dict, path: str) -> None:
@@ -318,6 +400,9 @@ def write_spec(job: dict, path: str) -> None:
             f"# Compiled by siamese-tfx with {spec.get('sdkVersion', 'tfx')}\n"
         )
         yaml.safe_dump(spec, f, sort_keys=True)
+        if "platformSpec" in job:
+            f.write("---\n")
+            yaml.safe_dump(job["platformSpec"], f, sort_keys=True)
 
 
 # --- Command line -----------------------------------------------------------------------------
@@ -387,10 +472,20 @@ def add_compile_parser(commands: argparse._SubParsersAction) -> None:
     )
 
     kf.add_argument(
-        "--no-baseline-resolver",
-        action="store_true",
-        help="leave out the Resolver of the last blessed model (its queries may not run on "
-        "open-source KFP); the Evaluator then judges by the threshold alone",
+        "--baseline",
+        choices=choice.BASELINES,
+        default=configs.DEFAULT_BASELINE,
+        help="what a new model is compared with: served (the newest model under --serving-dir, "
+        "any KFP; default), resolver (TFX's latest blessed model: Vertex AI Pipelines only, "
+        "open-source KFP refuses its resolver executors) or none (--lower-bound alone)",
+    )
+    kf.add_argument(
+        "--s3-secret",
+        metavar="NAME",
+        help="Kubernetes secret (in the run's namespace) whose keys "
+        + ", ".join(S3_SECRET_KEYS)
+        + " every step gets as environment variables: MinIO/S3 settings for open-source KFP "
+        "(.yaml output only)",
     )
     kf.add_argument("--no-cache", action="store_true", help="turn off KFP's step cache")
     shared_options.add_shared_options(kf)
@@ -420,7 +515,7 @@ def options_from_args(
         resources=resources,
         beam_runner=args.beam_runner,
         beam_args=list(beam_args),
-        use_baseline_resolver=not args.no_baseline_resolver,
+        baseline=args.baseline,
         pipeline_name=args.pipeline_name,
         blessing=settings.blessing,
         report_examples=settings.report_examples,
@@ -428,6 +523,7 @@ def options_from_args(
         split_by=settings.split_by,
         serving=settings.serving,
         enable_cache=not args.no_cache,
+        s3_secret=args.s3_secret,
     )
 
 

@@ -5,12 +5,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tfx import v1 as tfx
+from tfx.dsl.compiler import compiler
 
+from components.baseline import choice
 from components.evaluator.blessing import Blessing
 from components.example_gen import digits, sources
 from components.serving.settings import ServingSettings
 from components.trainer.hparams import HParams
-from pipeline import configs, summary
+from pipeline import configs, filesystems, summary
 from pipeline.pipeline import create_pipeline
 
 
@@ -26,6 +28,10 @@ class LocalRun:
     serving: ServingSettings = field(default_factory=ServingSettings)
     beam_args: list[str] = field(default_factory=lambda: list(configs.DEFAULT_BEAM_ARGS))
     pipeline_name: str = configs.PIPELINE_NAME
+    # Artifacts and pushed models elsewhere than under output_dir (e.g. s3://); ML Metadata and
+    # summary.json stay in output_dir.
+    pipeline_root: str | None = None
+    serving_dir: str | None = None
 
 
 def resolve_data(data: str, output_dir: str) -> tuple[str, str]:
@@ -34,7 +40,7 @@ def resolve_data(data: str, output_dir: str) -> tuple[str, str]:
     if data_format == sources.DIGITS:
         directory = digits.materialize(os.path.join(configs.datasets_dir(output_dir), "digits"))
         return directory, sources.IDX
-    return os.path.abspath(data), data_format
+    return (data if "://" in data else os.path.abspath(data)), data_format
 
 
 def dataset_name(data: str) -> str:
@@ -53,13 +59,16 @@ def run(options: LocalRun) -> dict:
     """Runs (or resumes, reusing cached outputs) the pipeline; returns and writes the summary."""
     output_dir = os.path.abspath(options.output_dir)
     os.makedirs(output_dir, exist_ok=True)
+    pipeline_root = options.pipeline_root or configs.pipeline_root(output_dir)
+    serving_dir = options.serving_dir or configs.serving_dir(output_dir)
+    filesystems.register_for(options.data, pipeline_root, serving_dir)
     data_dir, data_format = resolve_data(options.data, output_dir)
     pipeline = create_pipeline(
         pipeline_name=options.pipeline_name,
-        pipeline_root=configs.pipeline_root(output_dir),
+        pipeline_root=pipeline_root,
         data_dir=data_dir,
         data_format=data_format,
-        serving_dir=configs.serving_dir(output_dir),
+        serving_dir=serving_dir,
         hparams=options.hparams.to_config(),
         blessing=options.blessing,
         report_examples=options.report_examples,
@@ -71,7 +80,9 @@ def run(options: LocalRun) -> dict:
             configs.metadata_path(output_dir)
         ),
     )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    pipeline_ir = compiler.Compiler().compile(pipeline)
+    choice.uncached(pipeline_ir)  # Each run compares against what is served now.
+    tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_ir)
     result = summary.build_summary(
         configs.metadata_path(output_dir),
         options.pipeline_name,

@@ -119,8 +119,9 @@ def add_blessing_options(parser: argparse.ArgumentParser) -> None:
         "--max-regression",
         type=float,
         default=BLESSING_DEFAULTS.max_regression,
-        help="refuse a model whose gating metric is more than this below the latest blessed "
-        "model's, 0 to 1 (default %(default)s; the first run is judged by --lower-bound only)",
+        help="refuse a model whose gating metric is more than this below the baseline's (the "
+        "model served now), 0 to 1 (default %(default)s; the first run is judged by the "
+        "other thresholds only)",
     )
     group.add_argument(
         "--floor-margin",

@@ -2,7 +2,6 @@
 
 from tfx import v1 as tfx
 from tfx.components import (
-    Evaluator,
     ExampleValidator,
     Pusher,
     SchemaGen,
@@ -11,6 +10,8 @@ from tfx.components import (
     Transform,
 )
 
+from components.baseline.choice import NONE, create_baseline
+from components.baseline.evaluator import Evaluator
 from components.evaluator.blessing import DEFAULT_BLESSING, Blessing
 from components.evaluator.eval_config import create_eval_config
 from components.example_gen import sources
@@ -31,7 +32,7 @@ def create_pipeline(
     serving_dir: str,
     hparams: dict,
     blessing: Blessing = DEFAULT_BLESSING,
-    use_baseline_resolver: bool = True,
+    baseline: str = configs.DEFAULT_BASELINE,
     report_examples: int = configs.DEFAULT_REPORT_EXAMPLES,
     eval_fraction: float = configs.DEFAULT_EVAL_FRACTION,
     split_by: str = "",
@@ -80,24 +81,17 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         max_examples=report_examples,
     )
-    baseline = []
-    if use_baseline_resolver:
-        # The latest blessed model is the baseline; the first run is judged by lower_bound only.
-        baseline = [
-            tfx.dsl.Resolver(
-                strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-                model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-                model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-            ).with_id("LatestBlessedModelResolver")
-        ]
+    # The served model (default), the latest blessed one, or none; a first run has none and is
+    # judged by lower_bound only.
+    baseline_nodes, baseline_model = create_baseline(baseline, serving_dir)
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=baseline[0].outputs["model"] if baseline else None,
+        baseline_model=baseline_model,
         eval_config=create_eval_config(
             blessing.lower_bound,
             gating_metric=blessing.gating_metric,
-            max_regression=blessing.max_regression if use_baseline_resolver else None,
+            max_regression=None if baseline == NONE else blessing.max_regression,
             floor_margin=blessing.floor_margin,
             reference_image=(hparams["image_size"], hparams["channels"]),
             far_targets=serving.far_targets(),
@@ -131,7 +125,7 @@ def create_pipeline(
             transform,
             trainer,
             report,
-            *baseline,
+            *baseline_nodes,
             evaluator,
             serving_model,
             pusher,

@@ -15,12 +15,18 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import path_utils, proto_utils
 
+from components.baseline import choice
 from components.evaluator import embedding_metrics as em
 from components.evaluator.blessing import FLOOR_METRIC, Blessing
 from components.serving import serving_model
 from components.trainer.run import TRAINING_RECORD
 
 COMPLETE, CACHED = "COMPLETE", "CACHED"
+# What the baseline was, by the component that supplied it.
+BASELINE_NAMES = {
+    choice.SERVED_MODEL_ID: "served baseline",
+    choice.RESOLVER_ID: "latest blessed baseline",
+}
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -157,8 +163,17 @@ def evaluation_metrics(evaluation_uri: str) -> tuple[dict, dict]:
     return candidate, baseline
 
 
+def baseline_name(components: dict) -> str:
+    """'served baseline', 'latest blessed baseline' or 'baseline', from the run's components."""
+    return next((BASELINE_NAMES[c] for c in components if c in BASELINE_NAMES), "baseline")
+
+
 def blessing_reasons(
-    evaluation_uri: str, blessing: Blessing, metrics: dict, baseline: dict
+    evaluation_uri: str,
+    blessing: Blessing,
+    metrics: dict,
+    baseline: dict,
+    baseline_kind: str = "baseline",
 ) -> list:
     """Why the model was or was not blessed, in words."""
     metric = blessing.gating_metric
@@ -186,12 +201,12 @@ def blessing_reasons(
         allowed = blessing.max_regression
         verdict = "within" if allowed is None or change >= -allowed else "beyond"
         reasons.append(
-            f"{metric}: candidate {value:.4f} vs latest blessed baseline "
+            f"{metric}: candidate {value:.4f} vs {baseline_kind} "
             f"{baseline[metric]:.4f} (change {change:+.4f}, {verdict} the allowed "
             f"regression {allowed})"
         )
     elif value is not None:
-        reasons.append("no blessed baseline yet: judged by the thresholds only")
+        reasons.append(f"no {baseline_kind} yet: judged by the thresholds only")
     return reasons
 
 
@@ -287,7 +302,11 @@ def build_summary(
         uri = artifacts["ModelEvaluation"][-1].uri
         summary["metrics"], summary["baseline_metrics"] = evaluation_metrics(uri)
         summary["blessing_reasons"] = blessing_reasons(
-            uri, blessing, summary["metrics"], summary["baseline_metrics"]
+            uri,
+            blessing,
+            summary["metrics"],
+            summary["baseline_metrics"],
+            baseline_name(summary["components"]),
         )
     for key, type_name in (
         ("model_run", "ModelRun"),

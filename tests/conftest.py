@@ -1,9 +1,13 @@
 """Shared fixtures: small real datasets written to disk the way users provide them."""
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
+
+from components.example_gen import idx
 
 
 def write_identity_folders(root, per_identity=30, identities=10):
@@ -32,3 +36,22 @@ def write_identity_folders(root, per_identity=30, identities=10):
 @pytest.fixture(scope="session")
 def identity_folders(tmp_path_factory):
     return write_identity_folders(tmp_path_factory.mktemp("faces"))
+
+
+def write_digits_subset(directory: str, train: int, eval: int) -> str:
+    """`train` and `eval` images of each digit as MNIST-format IDX files (train-, t10k-)."""
+    os.makedirs(directory, exist_ok=True)
+    digits = load_digits()
+    images = np.round(digits.images * 255 / 16).astype(np.uint8)
+    start = 0
+    for prefix, count in (("train", train), ("t10k", eval)):
+        chosen = np.concatenate(
+            [np.flatnonzero(digits.target == d)[start : start + count] for d in range(10)]
+        )
+        start += count
+        idx.write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte"), images[chosen])
+        idx.write_idx(
+            os.path.join(directory, f"{prefix}-labels-idx1-ubyte"),
+            digits.target[chosen].astype(np.uint8),
+        )
+    return directory

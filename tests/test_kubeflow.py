@@ -2,7 +2,7 @@
 
 No cluster here, so each part is checked for real where it can be: the spec is compiled by the
 CLI and parsed with KFP's own protos and upload parser; ExampleGen runs as its pod would
-(`python -m ...kubeflow_v2_run_executor` with the spec's args and an executor input), and
+(`python -m pipeline.container_entrypoint` with the spec's args and an executor input), and
 StatisticsGen consumes its output through the same entry point; hadolint lints the Dockerfile;
 the TF Serving manifests are loaded into the Kubernetes client's typed models.
 """
@@ -13,10 +13,10 @@ import importlib.util
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 
+import kfp_driver
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -28,9 +28,9 @@ from components.example_gen import idx
 from pipeline import cli, kubeflow_runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCKERFILE = os.path.join(REPO, "Dockerfile")
+DOCKERFILE = kfp_driver.DOCKERFILE
 SERVING_MANIFEST = os.path.join(REPO, "kubeflow", "tf-serving.yaml")
-RUN_EXECUTOR = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+ENTRYPOINT = "pipeline.container_entrypoint"
 
 IMAGE = "registry.example.com/ml/siamese-tfx:0.1.0"
 PIPELINE_ROOT = "gs://siamese-bucket/kfp-root"
@@ -47,11 +47,12 @@ COMPONENTS = {
     "Transform",
     "Trainer",
     "EmbeddingReport",
+    "ServedModel",
     "Evaluator",
     "ServingModel",
     "Pusher",
 }
-# The baseline Resolver compiles to two query tasks run by KFP itself (no container).
+# `--baseline resolver`: the Resolver compiles to two query tasks only Vertex AI runs.
 RESOLVER_TASKS = {
     "LatestBlessedModelResolver-model-resolver",
     "LatestBlessedModelResolver-model-blessing-resolver",
@@ -157,20 +158,40 @@ def test_spec_parses_as_kfp_pipeline_spec_and_as_kfp_client_uploads_it(compiled)
     assert proto.pipeline_info.name == "siamese-tfx"
     assert proto.default_pipeline_root == PIPELINE_ROOT
     uploaded = kfp_client._extract_pipeline_yaml(str(path)).pipeline_spec
-    assert set(uploaded.root.dag.tasks) == COMPONENTS | RESOLVER_TASKS
+    assert set(uploaded.root.dag.tasks) == COMPONENTS
 
 
-def test_every_component_runs_our_image_with_the_executor_entry_point(compiled):
+def test_every_component_runs_our_image_with_our_entrypoint_and_no_resolver(compiled):
     _, spec = compiled
-    assert set(parsed_spec(spec).root.dag.tasks) == COMPONENTS | RESOLVER_TASKS
+    assert set(parsed_spec(spec).root.dag.tasks) == COMPONENTS
     executors = deployment(spec).executors
-    assert set(executors) == {f"{name}_executor" for name in COMPONENTS | RESOLVER_TASKS}
+    assert set(executors) == {f"{name}_executor" for name in COMPONENTS}
     for label, executor in executors.items():
-        if label.removesuffix("_executor") in RESOLVER_TASKS:
-            assert executor.HasField("resolver"), label
-            continue
+        # Open-source KFP runs container (and importer) executors only.
+        assert executor.WhichOneof("spec") == "container", label
         assert executor.container.image == IMAGE, label
-        assert list(executor.container.command) == ["python", "-m", RUN_EXECUTOR], label
+        assert list(executor.container.command) == ["python", "-m", ENTRYPOINT], label
+    # What is served changes between runs, so the baseline step is never taken from the cache.
+    tasks = spec["root"]["dag"]["tasks"]
+    assert not tasks["ServedModel"].get("cachingOptions", {}).get("enableCache")
+    assert tasks["Trainer"]["cachingOptions"]["enableCache"] is True
+    push = json.loads(task_constant(spec, "Pusher", "push_destination"))
+    assert task_constant(spec, "ServedModel", "serving_dir") == push["filesystem"]["base_directory"]
+    evaluator = tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]
+    assert evaluator["taskOutputArtifact"]["producerTask"] == "ServedModel"
+
+
+def test_resolver_baseline_is_kept_for_vertex_ai(tmp_path, serving_dir):
+    output = tmp_path / "pipeline.yaml"
+    assert cli.main(compile_args(output, serving_dir, "--baseline", "resolver")) == 0
+    with open(output) as f:
+        spec = yaml.safe_load(f)
+    tasks = set(spec["root"]["dag"]["tasks"])
+    assert tasks == (COMPONENTS - {"ServedModel"}) | RESOLVER_TASKS
+    executors = spec["deploymentSpec"]["executors"]
+    assert {label for label, e in executors.items() if "resolver" in e} == {
+        f"{name}_executor" for name in RESOLVER_TASKS
+    }
 
 
 def container_executors(spec: dict) -> dict:
@@ -183,7 +204,7 @@ def test_every_executor_imports_by_its_dotted_path(compiled):
     from tfx.utils import import_utils
 
     _, spec = compiled
-    assert importlib.util.find_spec(RUN_EXECUTOR) is not None
+    assert importlib.util.find_spec(ENTRYPOINT) is not None
     for label, executor in container_executors(spec).items():
         args = executor["container"]["args"]
         path = args[args.index("--executor_class_path") + 1]
@@ -261,15 +282,15 @@ def test_identity_folders_split_by_identity_unless_told(tmp_path, serving_dir):
         assert hparams["validation_by"] == split_by
 
 
-def test_json_output_is_a_pipeline_job_and_flags_drop_gpus_and_resolver(tmp_path, serving_dir):
+def test_json_output_is_a_pipeline_job_and_flags_drop_gpus_and_baseline(tmp_path, serving_dir):
     output = tmp_path / "pipeline.json"
-    args = compile_args(output, serving_dir, "--gpus", "0", "--no-baseline-resolver", "--no-cache")
+    args = compile_args(output, serving_dir, "--gpus", "0", "--baseline", "none", "--no-cache")
     assert cli.main(args) == 0
     with open(output) as f:
         job = json_format.Parse(f.read(), pipeline_spec_pb2.PipelineJob())
     assert job.runtime_config.gcs_output_directory == PIPELINE_ROOT
     spec = json_format.MessageToDict(job.pipeline_spec)
-    assert set(spec["root"]["dag"]["tasks"]) == COMPONENTS  # no Resolver node
+    assert set(spec["root"]["dag"]["tasks"]) == COMPONENTS - {"ServedModel"}  # no baseline
     trainer = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
     assert "accelerator" not in trainer["resources"]
     assert all(
@@ -342,52 +363,6 @@ def test_memory_and_cpu_quantities():
 # --- Steps run as their pods run them ---------------------------------------------------------
 
 
-def executor_input(spec: dict, task_name: str, root: str, upstream: dict) -> dict:
-    """What the KFP launcher hands a step: its parameters and artifacts, and where to write.
-
-    `upstream` maps a producer task to the executor output it wrote (its artifacts' metadata
-    travel downstream through it, as through KFP's metadata store).
-    """
-    task = spec["root"]["dag"]["tasks"][task_name]
-    component = spec["components"][task["componentRef"]["name"]]
-    parameters = {
-        name: value["runtimeValue"]["constant"]
-        for name, value in task["inputs"].get("parameters", {}).items()
-    }
-    inputs = {}
-    for key, source in task["inputs"].get("artifacts", {}).items():
-        producer = source["taskOutputArtifact"]
-        produced = upstream[producer["producerTask"]]["artifacts"][producer["outputArtifactKey"]]
-        artifact_type = component["inputDefinitions"]["artifacts"][key]["artifactType"]
-        inputs[key] = {"artifacts": [{**a, "type": artifact_type} for a in produced["artifacts"]]}
-    outputs = {
-        key: {
-            "artifacts": [
-                {
-                    "name": f"{task_name}-{key}",
-                    "uri": os.path.join(root, task_name, key),
-                    "type": definition["artifactType"],
-                }
-            ]
-        }
-        for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items()
-    }
-    return {
-        "inputs": {"parameterValues": parameters, "artifacts": inputs},
-        "outputs": {
-            "artifacts": outputs,
-            "outputFile": os.path.join(root, task_name, "executor_output.json"),
-        },
-    }
-
-
-def container_command(spec: dict, task_name: str, invocation: dict) -> list[str]:
-    """The pod's command line: the spec's command and args, `{{$}}` filled in as KFP does."""
-    container = spec["deploymentSpec"]["executors"][f"{task_name}_executor"]["container"]
-    args = [json.dumps(invocation) if arg == "{{$}}" else arg for arg in container["args"]]
-    return [*container["command"], *args]
-
-
 def write_tiny_mnist(directory: str) -> None:
     rng = np.random.default_rng(0)
     for prefix, count in (("train", 24), ("t10k", 12)):
@@ -395,20 +370,6 @@ def write_tiny_mnist(directory: str) -> None:
         labels = (np.arange(count) % 4).astype(np.uint8)
         idx.write_idx(os.path.join(directory, f"{prefix}-images-idx3-ubyte"), images)
         idx.write_idx(os.path.join(directory, f"{prefix}-labels-idx1-ubyte"), labels)
-
-
-def image_env() -> dict:
-    """The environment the Dockerfile's ENV gives every step (TF_USE_LEGACY_KERAS...)."""
-    with open(DOCKERFILE) as f:
-        text = f.read().replace("\\\n", " ")
-    env = {}
-    for line in text.splitlines():
-        if line.startswith("ENV "):
-            for item in shlex.split(line[4:]):
-                name, _, value = item.partition("=")
-                if name in ("TF_USE_LEGACY_KERAS", "PYTHONUNBUFFERED"):
-                    env[name] = value
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -424,11 +385,12 @@ def example_gen_pod(compiled, tmp_path_factory):
     data = os.path.join(root, "data")
     os.makedirs(data)
     write_tiny_mnist(data)
-    invocation = executor_input(spec, "ExampleGen", root, {})
+    # Built as open-source KFP's driver builds it (tests/kfp_driver.py).
+    invocation = kfp_driver.task_executor_input(spec, "ExampleGen", root, "pods", {})
     invocation["inputs"]["parameterValues"]["input_base"] = data
-    command = container_command(spec, "ExampleGen", invocation)
-    assert command[:3] == ["python", "-m", RUN_EXECUTOR]
-    env = {**os.environ, **image_env()}
+    command = kfp_driver.command_line(spec, "ExampleGen", invocation)
+    assert command[:3] == ["python", "-m", ENTRYPOINT]
+    env = {**os.environ, **kfp_driver.image_env()}
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     workdir = os.path.join(root, "workdir")  # Not the repo: code comes from the installed package.
     os.makedirs(workdir)
@@ -460,13 +422,17 @@ def test_example_gen_pod_writes_its_examples_artifact(example_gen_pod):
 
 def test_statistics_gen_step_consumes_example_gen_output(example_gen_pod):
     from tensorflow_metadata.proto.v0 import statistics_pb2
-    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
-    spec, root, _, example_gen_output = example_gen_pod
-    invocation = executor_input(spec, "StatisticsGen", root, {"ExampleGen": example_gen_output})
-    command = container_command(spec, "StatisticsGen", invocation)
-    # Same entry point as the pod, in this process (the ExampleGen pod already ran as one).
-    kubeflow_v2_run_executor.main(kubeflow_v2_run_executor._parse_flags(command[3:]))
+    from pipeline import container_entrypoint
+
+    spec, root, example_gen, _ = example_gen_pod
+    # Its input as the driver hands it on: system.* schema gone, only the recorded metadata.
+    produced = {"ExampleGen": kfp_driver.SpecRun.launcher_outputs(example_gen)}
+    invocation = kfp_driver.task_executor_input(spec, "StatisticsGen", root, "pods", produced)
+    command = kfp_driver.command_line(spec, "StatisticsGen", invocation)
+    # Same entry point as the pod, in this process (the ExampleGen pod already ran as one);
+    # run() is main() without the os._exit.
+    container_entrypoint.run(command[3:])
     with open(invocation["outputs"]["outputFile"]) as f:
         (artifact,) = json.load(f)["artifacts"]["statistics"]["artifacts"]
     assert json.loads(artifact["metadata"]["split_names"]) == ["train", "eval"]
@@ -669,7 +635,7 @@ def test_submit_uploads_the_spec_with_its_pipeline_root(compiled, tmp_path, serv
     assert kwargs["pipeline_root"] == PIPELINE_ROOT
     assert (kwargs["experiment_name"], kwargs["run_name"]) == ("exp", "run")
     assert kwargs["namespace"] == "team" and kwargs["enable_caching"] is None
-    assert set(uploaded.root.dag.tasks) == COMPONENTS | RESOLVER_TASKS
+    assert set(uploaded.root.dag.tasks) == COMPONENTS
 
 
 def test_submit_refuses_a_minio_root(compiled, capsys):
@@ -677,3 +643,22 @@ def test_submit_refuses_a_minio_root(compiled, capsys):
     argv = ["--package", str(path), "--pipeline-root", "minio://mlpipeline/v2/artifacts"]
     assert load_submit().main(argv, client_factory=FakeClient) == 2
     assert "minio" in capsys.readouterr().err
+
+
+def test_s3_secret_reaches_every_step_through_the_kubernetes_platform_spec(tmp_path, serving_dir):
+    from kfp.client import client as kfp_client
+
+    output = tmp_path / "pipeline.yaml"
+    assert cli.main(compile_args(output, serving_dir, "--s3-secret", "siamese-s3")) == 0
+    uploaded = kfp_client._extract_pipeline_yaml(str(output))  # What kfp.Client uploads.
+    executors = uploaded.platform_spec.platforms["kubernetes"].deployment_spec.executors
+    assert set(executors) == {f"{name}_executor" for name in COMPONENTS}
+    for label, config in executors.items():
+        (secret,) = json_format.MessageToDict(config)["secretAsEnv"]
+        assert secret["secretName"] == "siamese-s3", label
+        names = {item["envVar"] for item in secret["keyToEnv"]}
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ENDPOINT"} <= names
+    submit = load_submit()
+    FakeClient.calls.clear()
+    assert submit.main(["--package", str(output)], client_factory=FakeClient) == 0
+    assert cli.main(compile_args(tmp_path / "p.json", serving_dir, "--s3-secret", "x")) == 2

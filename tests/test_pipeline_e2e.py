@@ -38,7 +38,7 @@ UPSTREAM = {
 COMPONENTS = UPSTREAM | {
     "Trainer",
     "EmbeddingReport",
-    "LatestBlessedModelResolver",
+    "ServedModel",
     "Evaluator",
     "ServingModel",
     "Pusher",
@@ -282,7 +282,7 @@ def test_second_run_hits_the_cache(runs):
     assert second["run_id"] != first["run_id"]
     cached = UPSTREAM | {"Trainer", "EmbeddingReport"}
     assert {c: second["components"][c] for c in cached} == dict.fromkeys(cached, "CACHED")
-    # Same model: the Evaluator re-checks it against itself as the latest blessed baseline.
+    # Same model: the Evaluator re-checks it against itself, the model served now.
     assert second["metrics"] == pytest.approx(first["metrics"], nan_ok=True)
     assert second["baseline_metrics"]["precision_at_1"] == pytest.approx(
         first["metrics"]["precision_at_1"]
@@ -318,7 +318,7 @@ def test_a_worse_model_is_not_blessed_nor_pushed_and_the_report_says_why(runs):
     assert code == 2
     assert worse["metrics"]["precision_at_1"] < good["metrics"]["precision_at_1"] - 0.01
     reasons = " ".join(worse["blessing_reasons"])
-    assert "fails the change threshold" in reasons and "latest blessed baseline" in reasons
+    assert "fails the change threshold" in reasons and "served baseline" in reasons
     assert sorted(os.listdir(os.path.join(output_dir, "serving_model"))) == worse["versions_before"]
 
     assert cli.main(["report", "--output-dir", output_dir]) == 0

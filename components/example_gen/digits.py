@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from components.example_gen import idx
 
@@ -12,6 +13,7 @@ EVAL_EVERY = 5  # Every 5th image of each digit goes to eval: a stratified 80/20
 def materialize(directory: str) -> str:
     """Writes train/t10k IDX files for the 1,797 8x8 digits into `directory`; returns it.
 
+    `directory` may be local, gs:// or s3:// (tf.io.gfile).
     Rewrites only when the files are missing, so re-runs keep ExampleGen's cache.
     """
     from sklearn.datasets import load_digits
@@ -21,9 +23,9 @@ def materialize(directory: str) -> str:
         for prefix in ("train", "t10k")
         for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
     ]
-    if all(os.path.exists(os.path.join(directory, n)) for n in names):
+    if all(tf.io.gfile.exists(os.path.join(directory, n)) for n in names):
         return directory
-    os.makedirs(directory, exist_ok=True)
+    tf.io.gfile.makedirs(directory)
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
     labels = digits.target.astype(np.uint8)

@@ -92,6 +92,9 @@ def write_idx(path: str, array: np.ndarray) -> None:
     """Writes a uint8 array as an IDX file (gzipped if the path ends in .gz)."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, _UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(header + array.tobytes())
+    with tf.io.gfile.GFile(path, "wb") as handle:  # Local, gs:// or s3://.
+        if path.endswith(".gz"):
+            with gzip.GzipFile(fileobj=handle, mode="wb") as f:
+                f.write(header + array.tobytes())
+        else:
+            handle.write(header + array.tobytes())

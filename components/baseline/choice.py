@@ -1,0 +1,53 @@
+"""Which model the Evaluator compares a candidate against: `served`, `resolver` or `none`.
+
+served (default): ServedModel, the newest version under the serving dir, on any orchestrator
+  (local, open-source KFP, Vertex AI).
+resolver: TFX's LatestBlessedModelResolver over ML Metadata; it compiles to KFP `resolver`
+  executors that only Vertex AI Pipelines runs.
+none: no baseline; the lower bound alone decides.
+
+TFX is imported only where the nodes are built: the command line reads the choices before
+anything heavy is imported.
+"""
+
+SERVED, RESOLVER, NONE = "served", "resolver", "none"
+BASELINES = (SERVED, RESOLVER, NONE)
+SERVED_MODEL_ID = "ServedModel"
+RESOLVER_ID = "LatestBlessedModelResolver"
+
+
+def check_baseline(baseline: str) -> str:
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")
+    return baseline
+
+
+def create_baseline(baseline: str, serving_dir: str) -> tuple[list, object | None]:
+    """(nodes to add to the pipeline, the Evaluator's baseline_model channel or None)."""
+    from tfx import v1 as tfx
+
+    from components.baseline.served_model import ServedModel
+
+    check_baseline(baseline)
+    if baseline == SERVED:
+        served = ServedModel(serving_dir=serving_dir).with_id(SERVED_MODEL_ID)
+        return [served], served.outputs["model"]
+    if baseline == RESOLVER:
+        resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id(RESOLVER_ID)
+        return [resolver], resolver.outputs["model"]
+    return [], None
+
+
+def uncached(pipeline_ir) -> None:
+    """Turns the cache off for ServedModel in a compiled TFX IR (what is served changes).
+
+    The step has no inputs and a constant parameter, so a cache would hand back the model that
+    was served when it first ran.
+    """
+    for node in pipeline_ir.nodes:
+        if node.pipeline_node.node_info.id == SERVED_MODEL_ID:
+            node.pipeline_node.execution_options.caching_options.enable_cache = False

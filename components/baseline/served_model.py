@@ -1,0 +1,68 @@
+"""ServedModel: copies the newest model version under the serving dir as the Evaluator's baseline.
+
+TF Serving loads the highest numeric version `<serving_dir>/<version>/saved_model.pb`; that model
+is the one a candidate must beat. The copy is laid out like the Trainer's Model artifact
+(`<uri>/Format-Serving/...`, so `path_utils.serving_model_path` finds it) and carries the custom
+property `found` (1 or 0). On the first run nothing is served: `found` is 0 and the Evaluator
+(components.baseline.evaluator) judges by the lower bound only. Paths go through tf.io.gfile, so
+the serving dir may be local, gs:// or s3://. The step reads the world outside its inputs, so
+runners must not cache it (pipeline.local_runner and pipeline.kubeflow_runner turn it off).
+"""
+
+import os
+
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.utils import path_utils
+
+FOUND = "found"  # Custom property: 1 when a served model was copied, else 0.
+SERVED_VERSION = "served_version"  # Custom property: the version directory's name.
+SAVED_MODEL = "saved_model.pb"
+
+
+def newest_version(serving_dir: str) -> str | None:
+    """Path of the highest numeric version under `serving_dir` holding a SavedModel, or None."""
+    if not tf.io.gfile.isdir(serving_dir):
+        return None
+    versions = []
+    for name in tf.io.gfile.listdir(serving_dir):
+        name = name.rstrip("/")
+        path = os.path.join(serving_dir, name)
+        if name.isdigit() and tf.io.gfile.exists(os.path.join(path, SAVED_MODEL)):
+            versions.append((int(name), path))
+    return max(versions)[1] if versions else None
+
+
+def copy_tree(source: str, destination: str) -> None:
+    """Recursive copy with tf.io.gfile (local, gs://, s3://); directories are made, not copied."""
+    tf.io.gfile.makedirs(destination)
+    for name in tf.io.gfile.listdir(source):
+        name = name.rstrip("/")
+        if not name:
+            continue
+        path = os.path.join(source, name)
+        target = os.path.join(destination, name)
+        if tf.io.gfile.isdir(path):
+            copy_tree(path, target)
+        else:
+            tf.io.gfile.copy(path, target, overwrite=True)
+
+
+def copy_served_model(serving_dir: str, model_uri: str) -> str | None:
+    """Copies the newest served version into `model_uri`'s Format-Serving; returns its path."""
+    version = newest_version(serving_dir)
+    if version is not None:
+        copy_tree(version, path_utils.serving_model_path(model_uri))
+    return version
+
+
+@tfx.dsl.components.component
+def ServedModel(  # noqa: N802 (TFX component)
+    serving_dir: tfx.dsl.components.Parameter[str],
+    model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+):
+    """The model served now under `serving_dir`, as a Model artifact; found=0 if none."""
+    version = copy_served_model(serving_dir, model.uri)
+    model.set_int_custom_property(FOUND, int(version is not None))
+    if version is not None:
+        model.set_string_custom_property(SERVED_VERSION, os.path.basename(version))
