@@ -85,14 +85,17 @@ class ModelSelection(tf.keras.callbacks.Callback):
         elif self.patience and epoch + 1 - self.best_epoch >= self.patience:
             self.model.stop_training = True
             self.stopped_early = True
-            print(
-                f"stopping early: validation {self.metric} has not improved for "
-                f"{self.patience} epochs",
-                flush=True,
-            )
         self._save_state()
 
     def on_train_end(self, logs=None):
+        # Said here, not at the epoch's end: that epoch's line (printed after this callback's
+        # on_epoch_end, since it shows the validation metrics) comes first.
+        if self.stopped_early:
+            print(
+                f"stopped early: validation {self.metric} has not improved for "
+                f"{self.patience} epochs",
+                flush=True,
+            )
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
             print(
