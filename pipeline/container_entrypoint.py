@@ -56,6 +56,10 @@ KEY_CLASSES = {
     "transform_graph": "tfx.types.standard_artifacts.TransformGraph",
 }
 SPLIT_PREFIX = "Split-"
+# Outputs that open-source KFP's driver (2.5 and later, log publishing on by default) adds to
+# every task for its launcher, typed system.Artifact; the launcher uploads them from its own copy
+# of the executor input, and TFX would fail on the abstract Artifact type.
+KFP_OWN_OUTPUTS = ("executor-logs",)
 
 
 def class_path_of_title(title: str) -> str:
@@ -124,6 +128,7 @@ def normalise_executor_input(
 ) -> dict:
     """The executor input with TFX class paths as types, names, and split_names recovered."""
     input_types = {**declared_input_types(inputs_spec_json), **declared.get("inputs", {})}
+    drop_foreign_outputs(executor_input, declared.get("outputs", {}))
     for side, types in (("inputs", input_types), ("outputs", declared.get("outputs", {}))):
         for key, artifact_list in executor_input.get(side, {}).get("artifacts", {}).items():
             for n, artifact in enumerate(artifact_list.get("artifacts", [])):
@@ -134,6 +139,15 @@ def normalise_executor_input(
                 if side == "inputs":
                     recover_split_names(artifact, class_path)
     return executor_input
+
+
+def drop_foreign_outputs(executor_input: dict, declared_outputs: dict[str, str]) -> None:
+    """Removes outputs that are not the component's: KFP's own, and, when the component's
+    outputs are declared, any other key (TFX would have to type them)."""
+    outputs = executor_input.get("outputs", {}).get("artifacts", {})
+    for key in list(outputs):
+        if key in KFP_OWN_OUTPUTS or (declared_outputs and key not in declared_outputs):
+            del outputs[key]
 
 
 # --- Output clean-up ----------------------------------------------------------------------------

@@ -328,7 +328,8 @@ def compile_pipeline(options: KubeflowCompile) -> dict:
     )
     pipeline = build_pipeline(options)
     job = runner.run(pipeline, write_out=False)
-    # Open-source KFP falls back to its minio:// default root, which TensorFlow cannot write.
+    # For readers and Vertex AI: the open-source backend ignores this field (submit.py passes the
+    # root with the run), falling back to a minio:// root that TensorFlow cannot write.
     job["pipelineSpec"]["defaultPipelineRoot"] = options.pipeline_root
     use_our_entrypoint(job["pipelineSpec"], pipeline)
     if options.s3_secret:

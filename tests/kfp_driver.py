@@ -2,9 +2,12 @@
 
 No cluster: the DAG is walked in topological order (tasks whose inputs are ready run side by
 side, two at a time); each task gets the executor input the OSS
-driver builds (parameters from the spec; input artifacts with `system.*` schema titles or an
-empty instance_schema and the metadata their producer wrote; output URIs under a local pipeline
-root), and the container's command and args from the spec run as a subprocess. Each executor
+driver builds (parameters from the spec; input artifacts with an empty instance_schema and the
+metadata their producer wrote; output URIs under a local pipeline root, plus the driver's own
+`executor-logs` output), and the container's command and args from the spec run as a subprocess.
+Outputs are typed with `system.*` titles, as issue reports from TFX users describe; the driver's
+source (kubeflow/pipelines backend/src/v2/driver) passes the spec's types through, so this is the
+stricter of the two. Each executor
 output goes downstream as the launcher hands it on. Tasks whose cache is on and whose inputs are
 unchanged reuse an earlier run's outputs, as KFP's cache does.
 """
@@ -89,6 +92,13 @@ def task_executor_input(spec: dict, name: str, root: str, run_id: str, produced:
         outputs[key] = {
             "artifacts": [{"name": "", "uri": uri, "type": system_type(definition["artifactType"])}]
         }
+    # KFP >= 2.5's driver adds this output to every task for its launcher's log upload.
+    logs = os.path.join(root, run_id, name, "executor-logs")
+    outputs["executor-logs"] = {
+        "artifacts": [
+            {"name": "executor-logs", "uri": logs, "type": {"schemaTitle": "system.Artifact"}}
+        ]
+    }
     return {
         "inputs": {"parameterValues": parameters, "artifacts": inputs},
         "outputs": {

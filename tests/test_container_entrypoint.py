@@ -46,6 +46,16 @@ def oss_input(tmp_path) -> dict:
                 "blessing": {
                     "artifacts": [{"uri": "/b", "type": {"schemaTitle": "system.Artifact"}}]
                 },
+                # Added by the OSS driver (KFP >= 2.5) to every task for the launcher's logs.
+                "executor-logs": {
+                    "artifacts": [
+                        {
+                            "name": "executor-logs",
+                            "uri": "/l",
+                            "type": {"schemaTitle": "system.Artifact"},
+                        }
+                    ]
+                },
             },
             "outputFile": str(tmp_path / "executor_output.json"),
         },
@@ -71,6 +81,7 @@ def test_system_titles_and_empty_schemas_become_the_declared_tfx_classes(tmp_pat
     assert type(outputs["pushed_model"][0]) is standard_artifacts.PushedModel
     assert type(outputs["blessing"][0]) is standard_artifacts.ModelBlessing
     assert all(a["name"] for a in normalised["inputs"]["artifacts"]["examples"]["artifacts"])
+    assert set(outputs) == {"pushed_model", "blessing"}  # KFP's executor-logs is not TFX's.
 
 
 def test_declared_types_win_and_tfx_inputs_spec_is_read(tmp_path):
@@ -88,6 +99,8 @@ def test_declared_types_win_and_tfx_inputs_spec_is_read(tmp_path):
     )
     (examples,) = parsed(normalised, "inputs")["examples"]
     assert examples.split_names == '["train"]'  # What the driver gave is kept.
+    # With the outputs declared, any other output key is the orchestrator's, not the step's.
+    assert set(normalised["outputs"]["artifacts"]) == {"blessing"}
 
 
 def run_entrypoint(args: list[str], workdir) -> subprocess.CompletedProcess:
