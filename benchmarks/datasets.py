@@ -1,17 +1,19 @@
 """The five benchmark datasets of issue 9, as standardised float32 arrays in memory.
 
-Each loader returns a `Dataset`: train and test images [N, H, W, C] (scaled to [0, 1], then
-standardised with the train split's pixel mean and deviation, as preprocessing_fn does) and
-integer labels, plus the retrieval protocol of its test split:
+Each loader returns a `Dataset`: train and test images [N, size, size, 1] (decoded and resized
+by preprocessing.decode_images from the bytes ExampleGen stores, as Transform does, at the
+pipeline's --image-size, 28 by default; then standardised with the train split's pixel mean and
+deviation, as preprocessing_fn does) and integer labels, plus the protocol of its test split:
   * gallery: queries = test images, gallery = train images (closed set: same identities);
   * open: leave-one-out within the test split, whose identities are absent from train.
 
   fashion-mnist        Fashion-MNIST, 60k train / 10k test (gallery)
   fashion-mnist-5k     a stratified 5,000-image train subsample, full test (gallery)
   fashion-mnist-open   train on classes 0-5, test on the test images of classes 6-9 (open)
-  digits               scikit-learn's 1,797 8x8 digits, the pipeline's 80/20 split (gallery)
+  digits               scikit-learn's 1,797 8x8 digits, the pipeline's 80/20 split (gallery),
+                       resized to the image size like `siamese-tfx run --data digits`
   yale-faces           ../shared/datasets/yalefaces split by identity with ExampleGen's own
-                       hash and eval fraction (open); IMAGE_SIZE x IMAGE_SIZE grey
+                       hash and eval fraction (open), grey, resized to the image size
 """
 
 import dataclasses
@@ -19,11 +21,12 @@ import glob
 import os
 
 import numpy as np
-from PIL import Image
+import tensorflow as tf
 from tfx.components.example_gen import base_example_gen_executor
 
 from components.example_gen import digits as digits_source
 from components.example_gen import readers, sources
+from components.transform import preprocessing
 from pipeline import configs
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -37,7 +40,7 @@ YALE_FACES = os.path.join(
 GALLERY, OPEN = "gallery", "open"
 SUBSAMPLE = 5000
 OPEN_TRAIN_CLASSES = 6
-FACE_SIZE = 64
+IMAGE_SIZE = preprocessing.DEFAULT_IMAGE_SIZE  # the pipeline's default --image-size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,14 +53,27 @@ class Dataset:
     protocol: str  # GALLERY or OPEN
 
 
-def standardised(name, train_u8, train_y, test_u8, test_y, protocol) -> Dataset:
-    def scaled(images):
-        images = images.astype(np.float32) / 255.0
-        return images[..., None] if images.ndim == 3 else images
-
-    train, test = scaled(train_u8), scaled(test_u8)
+def standardised(name, train, train_y, test, test_y, protocol) -> Dataset:
+    """Images in [0, 1] standardised with the train split's pixel mean and deviation."""
     mean, std = train.mean(), max(float(train.std()), 1e-6)
     return Dataset(name, (train - mean) / std, train_y, (test - mean) / std, test_y, protocol)
+
+
+def decoded(encoded: list[bytes], size: int) -> np.ndarray:
+    """Encoded images -> float32 [N, size, size, 1] in [0, 1], by Transform's own decoding."""
+    images = [
+        preprocessing.decode_images(tf.constant(encoded[i : i + 512]), size, 1).numpy()
+        for i in range(0, len(encoded), 512)
+    ]
+    return np.concatenate(images)
+
+
+def pixels(images_u8: np.ndarray, size: int) -> np.ndarray:
+    """IDX images [N, H, W] as the pipeline sees them: PNG bytes decoded and resized (skipped
+    when already at `size`, where it changes nothing)."""
+    if images_u8.shape[1:] == (size, size):
+        return images_u8.astype(np.float32)[..., None] / 255.0
+    return decoded([readers.encode_png(image) for image in images_u8], size)
 
 
 def _idx(folder: str):
@@ -66,12 +82,14 @@ def _idx(folder: str):
     return load_split(folder, "train"), load_split(folder, "t10k")
 
 
-def fashion_mnist(folder: str = FASHION_MNIST) -> Dataset:
+def fashion_mnist(size: int = IMAGE_SIZE, folder: str = FASHION_MNIST) -> Dataset:
     (train_x, train_y), (test_x, test_y) = _idx(folder)
-    return standardised("fashion-mnist", train_x, train_y, test_x, test_y, GALLERY)
+    return standardised(
+        "fashion-mnist", pixels(train_x, size), train_y, pixels(test_x, size), test_y, GALLERY
+    )
 
 
-def fashion_mnist_5k(folder: str = FASHION_MNIST, seed: int = 0) -> Dataset:
+def fashion_mnist_5k(size: int = IMAGE_SIZE, folder: str = FASHION_MNIST, seed: int = 0):
     (train_x, train_y), (test_x, test_y) = _idx(folder)
     rng = np.random.default_rng(seed)
     classes = np.unique(train_y)
@@ -81,20 +99,24 @@ def fashion_mnist_5k(folder: str = FASHION_MNIST, seed: int = 0) -> Dataset:
             for c in classes
         ]
     )
-    return standardised("fashion-mnist-5k", train_x[keep], train_y[keep], test_x, test_y, GALLERY)
+    train, test = pixels(train_x[keep], size), pixels(test_x, size)
+    return standardised("fashion-mnist-5k", train, train_y[keep], test, test_y, GALLERY)
 
 
-def fashion_mnist_open(folder: str = FASHION_MNIST) -> Dataset:
+def fashion_mnist_open(size: int = IMAGE_SIZE, folder: str = FASHION_MNIST) -> Dataset:
     (train_x, train_y), (test_x, test_y) = _idx(folder)
     seen, unseen = train_y < OPEN_TRAIN_CLASSES, test_y >= OPEN_TRAIN_CLASSES
-    return standardised(
-        "fashion-mnist-open", train_x[seen], train_y[seen], test_x[unseen], test_y[unseen], OPEN
-    )
+    train, test = pixels(train_x[seen], size), pixels(test_x[unseen], size)
+    return standardised("fashion-mnist-open", train, train_y[seen], test, test_y[unseen], OPEN)
 
 
-def digits(directory: str = os.path.join(configs.DEFAULT_OUTPUT_DIR, "datasets", "digits")):
+def digits(
+    size: int = IMAGE_SIZE,
+    directory: str = os.path.join(configs.DEFAULT_OUTPUT_DIR, "datasets", "digits"),
+) -> Dataset:
     (train_x, train_y), (test_x, test_y) = _idx(digits_source.materialize(directory))
-    return standardised("digits", train_x, train_y, test_x, test_y, GALLERY)
+    train, test = pixels(train_x, size), pixels(test_x, size)
+    return standardised("digits", train, train_y, test, test_y, GALLERY)
 
 
 def eval_identity(identity: str, eval_fraction: float = configs.DEFAULT_EVAL_FRACTION) -> bool:
@@ -108,21 +130,24 @@ def eval_identity(identity: str, eval_fraction: float = configs.DEFAULT_EVAL_FRA
     return config.split_config.splits[split].name == "eval"
 
 
-def yale_faces(folder: str = YALE_FACES, size: int = FACE_SIZE) -> Dataset:
+def identity_folder(folder: str, size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images [N, size, size, 1] in [0, 1], label ids and identity names of a folder per
+    identity: the bytes ExampleGen stores (GIF transcoded to PNG), decoded as Transform does."""
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"{folder}: the Yale faces are not there")
-    images, names = [], []
-    for path in sorted(glob.glob(os.path.join(folder, "*", "*"))):
-        if not path.lower().endswith(sources.IMAGE_EXTENSIONS):
-            continue
-        with Image.open(path) as image:
-            grey = image.convert("L").resize((size, size), Image.LANCZOS)
-        images.append(np.asarray(grey))
-        names.append(os.path.basename(os.path.dirname(path)))
-    images, names = np.stack(images), np.array(names)
+        raise FileNotFoundError(f"{folder}: no such folder")
+    encoded, names = [], []
+    for path in readers.identity_images(glob.glob(os.path.join(folder, "*", "*"))):
+        example = readers.image_file_to_example(path)
+        encoded.append(example.features.feature["image"].bytes_list.value[0])
+        names.append(example.features.feature["label"].bytes_list.value[0].decode())
     identities = sorted(set(names))
     labels = np.array([identities.index(n) for n in names], dtype=np.int64)
-    in_eval = np.array([eval_identity(n) for n in names])
+    return decoded(encoded, size), labels, identities
+
+
+def yale_faces(size: int = IMAGE_SIZE, folder: str = YALE_FACES) -> Dataset:
+    images, labels, identities = identity_folder(folder, size)
+    in_eval = np.array([eval_identity(identities[i]) for i in labels])
     return standardised(
         "yale-faces", images[~in_eval], labels[~in_eval], images[in_eval], labels[in_eval], OPEN
     )

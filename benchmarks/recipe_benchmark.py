@@ -1,7 +1,8 @@
 """Benchmark of issue 9: four recipes on five datasets, the numbers in benchmarks/RESULTS.md.
 
     .venv/bin/python -m benchmarks.recipe_benchmark [--datasets a,b] [--methods a,b]
-        [--set NAME=VALUE ...] [--json PATH]
+        [--image-size N] [--set NAME=VALUE ...] [--plain-set NAME=VALUE ...] [--label NAME]
+        [--json PATH]
     make bench BENCH=recipe BENCH_ARGS="--datasets yale-faces"
 
 Datasets (benchmarks/datasets.py): fashion-mnist, fashion-mnist-5k, fashion-mnist-open, digits,
@@ -11,8 +12,11 @@ yale-faces. Methods:
   plain     issue 9's plain reference: 2 convs (32, 64) + max pool + dense 128 + dense 64,
             L2-normalised, no batch norm; semi-hard triplets, margin 0.2, Euclidean distance,
             10 x 25 class-balanced batches, Adam 1e-3 constant, 30 epochs, last epoch kept
+            (--plain-set NAME=VALUE changes it, e.g. epochs=10 to cap a long run: the table
+            then says so in its note column)
   default   HParams() defaults, validation slice and model selection included: what
-            `siamese-tfx run` trains (changed with --set NAME=VALUE)
+            `siamese-tfx run` trains (changed with --set NAME=VALUE; --label names that row)
+Images are at --image-size (default 28, the pipeline's), decoded as Transform decodes them.
 Training runs components.trainer.run.fit on in-memory data (no TFX), as the Trainer does.
 
 Metrics (components.evaluator.embedding_metrics): P@1 (gallery protocol: test queries against
@@ -37,6 +41,7 @@ from components.trainer.hparams import HParams
 
 METHODS = ("pixels", "notebook", "plain", "default")
 FARS = (1e-3, 1e-2)
+PLAIN_EPOCHS = 30
 PLAIN = dict(
     model="plain",
     width=32,
@@ -46,7 +51,7 @@ PLAIN = dict(
     squared_distance=False,
     identities_per_batch=10,
     images_per_identity=25,
-    epochs=30,
+    epochs=PLAIN_EPOCHS,
     learning_rate=1e-3,
     lr_schedule="constant",
     warmup_epochs=0.0,
@@ -57,13 +62,22 @@ PLAIN = dict(
 )
 
 
-def hparams_for(method: str, data: datasets.Dataset, overrides: list[str]) -> HParams:
+def hparams_for(
+    method: str, data: datasets.Dataset, overrides: list[str], plain_overrides: list[str] = ()
+) -> HParams:
     shape = {"image_size": data.train_x.shape[1], "channels": data.train_x.shape[3]}
     identities = len(np.unique(data.train_y))
     if method == "notebook":
         return HParams.from_config({**single.NOTEBOOK, **shape})
     if method == "plain":
-        return HParams.from_config({**PLAIN, **shape, "identities_per_batch": min(10, identities)})
+        return HParams.from_config(
+            {
+                **PLAIN,
+                **shape,
+                "identities_per_batch": min(10, identities),
+                **single.parse_overrides(plain_overrides),
+            }
+        )
     default = single.default_hparams(overrides, data.train_x.shape[1:])
     # The pipeline holds the validation slice back like its eval split.
     by = "identity" if data.protocol == datasets.OPEN else "image"
@@ -87,19 +101,42 @@ def evaluate(data: datasets.Dataset, train_emb, test_emb) -> dict:
     }
 
 
-def run_one(method: str, data: datasets.Dataset, overrides: list[str]) -> dict:
-    row = {"dataset": data.name, "method": method}
+def note_for(method: str, hparams: HParams, label: str) -> str:
+    """What differs from the method's definition (a capped plain run says so in the table)."""
+    if method == "plain" and hparams.epochs != PLAIN_EPOCHS:
+        return f"epochs capped at {hparams.epochs} (recipe: {PLAIN_EPOCHS}) for time"
+    if method == "default" and label != "default":
+        changed = {k: v for k, v in hparams.to_config().items() if getattr(HParams(), k) != v}
+        changed.pop("image_size", None)
+        changed.pop("channels", None)
+        changed.pop("validation_by", None)
+        return ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))
+    return ""
+
+
+def run_one(
+    method: str,
+    data: datasets.Dataset,
+    overrides: list[str] = (),
+    plain_overrides: list[str] = (),
+    label: str = "default",
+) -> dict:
+    """One row: `method` trained on `data` (`overrides` change the default and `label` names
+    it; `plain_overrides` change the plain reference), scored on its test split."""
+    label = label if method == "default" else method
+    row = {"dataset": data.name, "method": label, "image_size": data.train_x.shape[1]}
     if method == "pixels":
         train_emb = data.train_x.reshape(len(data.train_x), -1)
         test_emb = data.test_x.reshape(len(data.test_x), -1)
     else:
-        hparams = hparams_for(method, data, overrides)
+        hparams = hparams_for(method, data, overrides, plain_overrides)
         result = single.train_method(hparams, data.train_x, data.train_y)
         row.update(
             hparams=hparams.to_config(),
             epochs_run=result.epochs_run,
             train_seconds=result.wall_seconds,
             kept_epoch=(result.selection or {}).get("kept_epoch"),
+            note=note_for(method, hparams, label),
         )
         train_emb = single.embed(result.embedding_network, data.train_x)
         test_emb = single.embed(result.embedding_network, data.test_x)
@@ -109,15 +146,21 @@ def run_one(method: str, data: datasets.Dataset, overrides: list[str]) -> dict:
 
 def format_table(rows: list[dict]) -> str:
     lines = [
-        "| dataset | method | P@1 | MAP@R | VAL@FAR=1e-3 | VAL@FAR=1e-2 | EER | train s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| dataset | method | P@1 | MAP@R | VAL@FAR=1e-3 | VAL@FAR=1e-2 | EER | train s "
+        "| epochs (kept/run) | note |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         seconds = f"{row['train_seconds']:.0f}" if row.get("train_seconds") else "-"
+        epochs = "-"
+        if row.get("epochs_run"):
+            kept = row.get("kept_epoch")
+            epochs = f"{kept}/{row['epochs_run']}" if kept else f"{row['epochs_run']}"
         lines.append(
             f"| {row['dataset']} | {row['method']} | {row['precision_at_1']:.3f} | "
             f"{row['map_at_r']:.3f} | {row['val_at_far_0.001']:.3f} | "
-            f"{row['val_at_far_0.01']:.3f} | {row['eer']:.3f} | {seconds} |"
+            f"{row['val_at_far_0.01']:.3f} | {row['eer']:.3f} | {seconds} | {epochs} | "
+            f"{row.get('note', '')} |"
         )
     return "\n".join(lines)
 
@@ -126,7 +169,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(datasets.LOADERS))
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--image-size", type=int, default=datasets.IMAGE_SIZE, help="images resized to N x N"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="changes the default"
+    )
+    parser.add_argument(
+        "--plain-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="changes the plain reference (e.g. epochs=10: a cap, noted in the table)",
+    )
+    parser.add_argument("--label", default="default", help="method name of the default's rows")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.INFO)
@@ -138,14 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown datasets or methods {unknown}")
     rows = []
     for name in names:
-        data = datasets.LOADERS[name]()
+        data = datasets.LOADERS[name](args.image_size)
         print(
             f"== {name}: train {data.train_x.shape}, test {data.test_x.shape}, "
             f"{data.protocol} protocol",
             flush=True,
         )
         for method in methods:
-            rows.append(run_one(method, data, args.set))
+            rows.append(run_one(method, data, args.set, args.plain_set, args.label))
             print(rows[-1], flush=True)
     print("\n" + format_table(rows))
     if args.json:

@@ -137,12 +137,18 @@ def parse_value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def default_hparams(overrides: list[str], image_shape) -> HParams:
-    config = {"image_size": image_shape[0], "channels": image_shape[2]}
-    for item in overrides:
+def parse_overrides(items: list[str]) -> dict:
+    """NAME=VALUE strings (as --set takes them) -> {name: value}."""
+    config = {}
+    for item in items:
         name, _, value = item.partition("=")
         config[name.strip().replace("-", "_")] = parse_value(value.strip())
-    return HParams.from_config(config)
+    return config
+
+
+def default_hparams(overrides: list[str], image_shape) -> HParams:
+    config = {"image_size": image_shape[0], "channels": image_shape[2]}
+    return HParams.from_config({**config, **parse_overrides(overrides)})
 
 
 def load_average() -> str:

@@ -6,10 +6,12 @@ from benchmarks import datasets, recipe_benchmark
 
 
 def test_pixels_row_on_digits_and_the_table(tmp_path):
-    data = datasets.digits(str(tmp_path / "digits"))
+    data = datasets.digits(8, str(tmp_path / "digits"))
     assert data.protocol == datasets.GALLERY and data.train_x.shape[1:] == (8, 8, 1)
     assert abs(float(data.train_x.mean())) < 1e-4  # Standardised with train statistics.
-    row = recipe_benchmark.run_one("pixels", data, [])
+    resized = datasets.digits(datasets.IMAGE_SIZE, str(tmp_path / "digits"))
+    assert resized.train_x.shape[1:] == (28, 28, 1)  # What `siamese-tfx run` trains on.
+    row = recipe_benchmark.run_one("pixels", data)
     assert 0.9 < row["precision_at_1"] <= 1.0 and 0.0 < row["map_at_r"] < 1.0
     assert np.isfinite(row["eer"]) and "val_at_far_0.01" in row
     assert "| digits | pixels | " in recipe_benchmark.format_table([row])
@@ -23,3 +25,7 @@ def test_plain_reference_and_default_hparams_follow_the_data():
     assert (plain.model, plain.margin, plain.identities_per_batch) == ("plain", 0.2, 4)
     default = recipe_benchmark.hparams_for("default", data, ["epochs=2"])
     assert (default.validation_by, default.epochs, default.image_size) == ("identity", 2, 28)
+    capped = recipe_benchmark.hparams_for("plain", data, [], ["epochs=8"])
+    assert (capped.epochs, capped.margin) == (8, 0.2)
+    assert "capped at 8" in recipe_benchmark.note_for("plain", capped, "plain")
+    assert recipe_benchmark.note_for("plain", plain, "plain") == ""
