@@ -176,5 +176,21 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {first_line}"
 
 
+def console_script() -> None:
+    """The `siamese-tfx` command (and `python -m pipeline`): main(), then exit at once.
+
+    TensorFlow with tensorflow-io (s3://) can abort at interpreter shutdown ("pure virtual method
+    called") after the work is done; os._exit after flushing keeps the command's exit status.
+    """
+    import logging
+    import os
+
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_script()
