@@ -52,6 +52,7 @@ PLAIN = dict(
     identities_per_batch=10,
     images_per_identity=25,
     epochs=PLAIN_EPOCHS,
+    min_training_steps=0,  # 30 passes, whatever their length
     learning_rate=1e-3,
     lr_schedule="constant",
     warmup_epochs=0.0,

@@ -238,7 +238,15 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--steps-per-epoch",
         type=int,
         default=DEFAULTS.steps_per_epoch,
-        help="batches per epoch; 0 = one pass over the train images (default)",
+        help="batches per epoch; 0 = one pass over the train images, or enough steps for "
+        "--min-training-steps, whichever is more (default)",
+    )
+    group.add_argument(
+        "--min-training-steps",
+        type=int,
+        default=DEFAULTS.min_training_steps,
+        help="with --steps-per-epoch 0: epochs are lengthened so that training runs at least "
+        "this many steps (small data: one pass is a few steps) (default %(default)s)",
     )
     group.add_argument(
         "--learning-rate",
@@ -293,6 +301,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "split (and 20+ identities), else by image, capped at "
         f"{DEFAULTS.validation_max_images} images; each epoch is scored on it and the best "
         "kept; 0 = no slice, keep the last epoch (default %(default)s)",
+    )
+    group.add_argument(
+        "--validation-min-train-images",
+        type=int,
+        default=DEFAULTS.validation_min_train_images,
+        help="a train split with fewer images gets no validation slice: it trains on all of "
+        "them and keeps the last epoch (default %(default)s)",
     )
     group.add_argument(
         "--selection-metric",

@@ -19,7 +19,8 @@ import pytest
 from conftest import write_digits_subset
 
 BUCKET = "siamese-test"
-ARGS = ["--image-size", "16", "--epochs", "2", "--identities-per-batch", "10"]
+ARGS = ["--image-size", "16", "--epochs", "2", "--min-training-steps", "0"]
+ARGS += ["--identities-per-batch", "10"]
 ARGS += ["--images-per-identity", "4", "--lower-bound", "0.2", "--report-examples", "80"]
 
 

@@ -13,6 +13,7 @@ from components.trainer.hparams import HParams
     [
         ("epochs", -1, "from 1 to"),
         ("epochs", 0, "from 1 to"),
+        ("min_training_steps", -1, ">= 0"),
         ("margin", -2.0, "> 0"),
         ("margin", 0.0, "> 0"),
         ("margin", math.inf, "finite"),
@@ -56,3 +57,14 @@ def test_defaults_and_edges_are_accepted():
     HParams()
     HParams(image_size=8, embedding_dim=2, epochs=1, learning_rate=1.0, margin=4.0)
     assert HParams.from_config(HParams().to_config()) == HParams()
+
+
+def test_epoch_steps_budget_training_by_steps_on_small_data():
+    budget = HParams(epochs=12, min_training_steps=600, identities_per_batch=10)
+    per_batch = budget.batch_size
+    assert budget.epoch_steps(1_433) == 50  # digits: a pass is 5 steps; 12 x 50 = 600
+    assert budget.epoch_steps(60_000) == 60_000 // per_batch  # a pass already exceeds 600 / 12
+    assert budget.epoch_steps(0) == 50
+    assert HParams(min_training_steps=0).epoch_steps(1_433) == 1_433 // per_batch
+    assert HParams(epochs=7, min_training_steps=100).epoch_steps(10) == 15  # rounded up
+    assert HParams(steps_per_epoch=3).epoch_steps(60_000) == 3  # set: taken as it is

@@ -181,7 +181,7 @@ def fit(
 ) -> TrainResult:
     """Trains on (image, label id) streams; `trainable` marks label ids with 2+ train images.
 
-    `train_images` (of trainable identities) sets the epoch length when steps_per_epoch is 0.
+    `train_images` (of trainable identities) sets the epoch length (HParams.epoch_steps).
     `validation_examples` (optional; held back from training, see validation.py): each epoch
     its loss and retrieval metrics; the epoch with the best `selection_metric` is kept, and
     training stops after `early_stopping_patience` epochs without improvement (selection.py).
@@ -214,7 +214,7 @@ def _fit(hparams, train_examples, validation_examples, trainable, train_images, 
             identities,
         )
         hparams = dataclasses.replace(hparams, identities_per_batch=identities)
-    steps_per_epoch = hparams.steps_per_epoch or max(1, train_images // hparams.batch_size)
+    steps_per_epoch = hparams.epoch_steps(train_images)
     image_shape = (hparams.image_size, hparams.image_size, hparams.channels)
     buffer = data.shuffle_buffer_size(image_shape)
     if random:
@@ -413,6 +413,7 @@ def hold_out_validation(
         names,
         per_label_id,
         trainable,
+        hparams.validation_min_train_images,
     )
     if held is None:
         return TrainingData(

@@ -189,7 +189,7 @@ def test_model_selection_keeps_the_weights_of_the_best_validation_map_at_r(patie
 
 def test_hold_out_validation_gives_fit_disjoint_train_and_validation_streams():
     examples, count = tiny_dataset(identities=4, per_identity=40)
-    hparams = dataclasses.replace(TINY, validation_fraction=0.2)
+    hparams = dataclasses.replace(TINY, validation_fraction=0.2, validation_min_train_images=160)
     names = ["a", "b", "c", "d"]
     split = run.hold_out_validation(
         hparams, examples, examples, names, np.full(4, 40), np.ones(4, bool)
@@ -207,3 +207,12 @@ def test_hold_out_validation_gives_fit_disjoint_train_and_validation_streams():
         np.ones(4, bool),
     )
     assert off.validation is None and off.train_images == 160
+    small = run.hold_out_validation(
+        dataclasses.replace(hparams, validation_min_train_images=161),
+        examples,
+        examples,
+        names,
+        np.full(4, 40),
+        np.ones(4, bool),
+    )
+    assert small.validation is None and small.train_images == 160  # Too small: trains on all.

@@ -116,10 +116,14 @@ def plan(
     names: list[str],
     counts: np.ndarray,
     trainable: np.ndarray,
+    min_train_images: int = 0,
 ) -> ValidationSlice | None:
     """The slice for label ids named `names`, with `counts` train images each; None when off.
 
-    `trainable` marks the identities with 2+ train images (data.trainable_mask).
+    `trainable` marks the identities with 2+ train images (data.trainable_mask). A train split
+    of fewer than `min_train_images` trainable images gets no slice: on small data every image
+    is worth more in training than in picking an epoch (benchmarks/RESULTS.md), and a slice of
+    a small split would rank epochs on noise.
     """
     if by not in VALIDATION_BY:
         raise ValueError(f"validation_by must be one of {VALIDATION_BY}, got {by!r}")
@@ -127,6 +131,14 @@ def plan(
         return None
     counts = np.asarray(counts, dtype=np.int64)
     trainable = np.asarray(trainable, dtype=bool)
+    if counts[trainable].sum() < min_train_images:
+        logging.info(
+            "No validation slice: %d train images, under %d; training on all of them and "
+            "keeping the last epoch",
+            counts[trainable].sum(),
+            min_train_images,
+        )
+        return None
     if by == BY_IDENTITY and trainable.sum() < MIN_IDENTITIES:
         logging.info(
             "Validation slice by image, not identity: only %d trainable identities (%d needed)",

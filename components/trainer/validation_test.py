@@ -67,5 +67,8 @@ def test_no_slice_when_off_or_too_small():
     names = ["a", "b", "c"]
     assert validation.plan("image", 0.0, 2000, names, counts, counts > 1) is None
     assert validation.plan("image", 0.1, 2000, names, counts, counts > 1) is None
+    plenty = np.full(3, 400)
+    assert validation.plan("image", 0.1, 2000, names, plenty, plenty > 1, 1200) is not None
+    assert validation.plan("image", 0.1, 2000, names, plenty, plenty > 1, 1201) is None
     with pytest.raises(ValueError, match="validation_by"):
         validation.plan("person", 0.1, 2000, names, counts, counts > 1)
