@@ -1,13 +1,14 @@
 """Faces check across identity folds: a less noisy estimate than one identity split.
 
     .venv/bin/python -m benchmarks.faces_folds [--folds 5] [--image-size N] [--set NAME=VALUE ...]
-        [--label NAME] [--json PATH]
+        [--methods pixels,plain,default] [--label NAME] [--json PATH]
 
 The Yale faces hold 15 people; ExampleGen's identity split evaluates on about 3 of them, too few
 for one number to mean much (a single person's lighting images move MAP@R by 0.1). Here the
 identities are dealt into --folds groups (seeded, by name), each held out in turn as the open
 eval split while the recipe (the default changed by --set, as in recipe_benchmark) trains on
-the others; raw pixels are scored on the same groups. Prints each fold and the means.
+the others; raw pixels (and, with --methods, the plain reference or the notebook method) are
+scored on the same groups. Prints each fold and the means.
 """
 
 import argparse
@@ -38,9 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=datasets.IMAGE_SIZE)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--label", default="default")
+    parser.add_argument("--methods", default="pixels,default", help="of recipe_benchmark's")
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     logging.set_verbosity(logging.WARNING)
+    methods = args.methods.split(",")
+    unknown = set(methods) - set(recipe_benchmark.METHODS)
+    if unknown:
+        parser.error(
+            f"--methods: unknown {sorted(unknown)}; choose from {recipe_benchmark.METHODS}"
+        )
     images, labels, identities = datasets.identity_folder(args.folder, args.image_size)
     fold = fold_of_each_identity(len(identities), args.folds)[labels]
     rows = []
@@ -49,13 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         data = datasets.standardised(
             f"fold {k}", images[~held], labels[~held], images[held], labels[held], datasets.OPEN
         )
-        for method in ("pixels", "default"):
+        for method in methods:
             rows.append(recipe_benchmark.run_one(method, data, args.set, label=args.label))
             rows[-1]["fold"] = k
     means = []
-    for method in ("pixels", args.label):
-        mine = [r for r in rows if r["method"] == method]
-        mean = {"dataset": f"mean of {args.folds} folds", "method": method}
+    for method in methods:
+        label = args.label if method == "default" else method
+        mine = [r for r in rows if r["method"] == label]
+        mean = {"dataset": f"mean of {args.folds} folds", "method": label}
         for key in ("precision_at_1", "map_at_r", "val_at_far_0.001", "val_at_far_0.01", "eer"):
             mean[key] = float(np.mean([r[key] for r in mine]))
         mean["train_seconds"] = float(np.mean([r.get("train_seconds") or 0 for r in mine]))

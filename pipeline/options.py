@@ -168,7 +168,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "--model",
         choices=MODELS,
         default=DEFAULTS.model,
-        help="embedding network: cnn (conv blocks with batch norm, for small images), "
+        help="embedding network: cnn (conv blocks with batch norm, a layer-normed dense head; "
+        "for small images), "
         "resnet (a small residual net for larger RGB images, e.g. 64x64 or 96x96 faces) or "
         "mlp (the original notebook's Dense(64, relu) -> Dense(D, sigmoid)) "
         "(default %(default)s)",

@@ -40,6 +40,21 @@ def test_mlp_is_the_notebooks_network_trained_on_its_sigmoid_output():
     )
 
 
+def test_cnn_has_batch_norm_in_its_conv_blocks_and_layer_norm_before_the_embedding():
+    _, network = model.build_networks(28, 1, 64, "cnn")
+    kinds = [type(layer).__name__ for layer in network.layers]
+    assert kinds.count("Conv2D") == kinds.count("BatchNormalization") == 3
+    # Dense 128 -> layer norm -> ReLU -> projection: the head normalises each image by itself.
+    assert kinds[-6:] == [
+        "Flatten",
+        "Dense",
+        "LayerNormalization",
+        "ReLU",
+        "Dense",
+        "UnitNormalization",
+    ]
+
+
 def test_plain_is_issue_9s_reference_network():
     _, network = model.build_networks(28, 1, 64, "plain")
     assert not any(
