@@ -152,8 +152,14 @@ def render(summary: dict) -> str:
     samples = figure_paths(training_dir, "triplet_samples.png")
     if epochs or samples:
         parts.append("<h2>Training</h2>")
-        selection = (summary.get("training") or {}).get("model_selection") or {}
-        if selection.get("kept_epoch"):
+        training = summary.get("training") or {}
+        selection = training.get("model_selection") or {}
+        if training.get("no_validation_slice"):
+            parts.append(
+                f"<p>Kept the last of {training.get('epochs_run')} epochs, no validation "
+                f"slice: {html.escape(training['no_validation_slice'])}.</p>"
+            )
+        elif selection.get("kept_epoch"):
             value = selection["kept_validation_metrics"].get(selection["metric"], float("nan"))
             parts.append(
                 f"<p>Kept epoch {selection['kept_epoch']} of {selection['epochs_run']}, "

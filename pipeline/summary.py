@@ -334,6 +334,11 @@ def write_summary(summary: dict, path: str) -> None:
 
 def _selection_lines(training: dict | None) -> list[str]:
     selection = (training or {}).get("model_selection")
+    if training and training.get("no_validation_slice"):
+        return [
+            f"Kept the last of {training.get('epochs_run')} epochs, no validation slice: "
+            f"{training['no_validation_slice']}"
+        ]
     if not selection or not selection.get("kept_epoch"):
         return []
     metrics = selection["kept_validation_metrics"]

@@ -439,9 +439,9 @@ def train(
     eval_files: list[str],
     log_dir: str,
     backup_dir: str | None = None,
-) -> TrainResult:
+) -> tuple[TrainResult, TrainingData]:
     """`fit` on Transform's output (TFRecords of transformed examples), holding back the
-    validation slice (validation.py) from the train split; returns the result and the slice."""
+    validation slice (validation.py) from the train split; returns the result and the split."""
     counts = data.identity_counts(tf_transform_output)
     trainable = data.trainable_identities(tf_transform_output)
     names = [
@@ -480,7 +480,7 @@ def train(
         backup_dir=backup_dir,
         callbacks=(figures,),
     )
-    return result, split.held
+    return result, split
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -497,7 +497,7 @@ def run_fn(fn_args: FnArgs) -> None:
         },
     )
     logging.info("Training backup (resumed by a re-run after a failure): %s", backup_dir)
-    result, held = train(
+    result, split = train(
         hparams,
         tf_transform_output,
         fn_args.train_files,
@@ -510,13 +510,22 @@ def run_fn(fn_args: FnArgs) -> None:
     )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "hparams.json"), "w") as f:
         json.dump(hparams.to_config(), f, indent=2)
-    write_training_record(fn_args.model_run_dir, result, held)
+    write_training_record(fn_args.model_run_dir, result, split, hparams)
 
 
-def write_training_record(model_run_dir: str, result: TrainResult, held) -> dict:
-    """training.json: the validation slice, the kept epoch and its validation metrics."""
+def write_training_record(
+    model_run_dir: str, result: TrainResult, split: TrainingData, hparams: HParams
+) -> dict:
+    """training.json: the validation slice (or why there is none), the kept epoch and its
+    validation metrics."""
+    held = split.held
     record = {
         "validation_slice": held.describe() if held else None,
+        "no_validation_slice": None
+        if held
+        else validation.why_no_slice(
+            hparams.validation_fraction, hparams.validation_min_train_images, split.train_images
+        ),
         "model_selection": result.selection,
         "epochs_run": result.epochs_run,
         "train_seconds": round(result.train_seconds, 1),

@@ -72,3 +72,11 @@ def test_no_slice_when_off_or_too_small():
     assert validation.plan("image", 0.1, 2000, names, plenty, plenty > 1, 1201) is None
     with pytest.raises(ValueError, match="validation_by"):
         validation.plan("person", 0.1, 2000, names, counts, counts > 1)
+
+
+def test_why_no_slice_names_the_setting_that_turned_it_off():
+    assert validation.why_no_slice(0.0, 10_000, 50_000) == "validation_fraction is 0"
+    assert "1433 train images, under validation_min_train_images (10000)" in (
+        validation.why_no_slice(0.1, 10_000, 1433)
+    )
+    assert "under 10 images" in validation.why_no_slice(0.1, 0, 50)
