@@ -109,6 +109,18 @@ def _by_image(counts, trainable, fraction, max_images) -> ValidationSlice:
     )
 
 
+def why_no_slice(fraction: float, min_train_images: int, train_images: int) -> str:
+    """Why `plan` returned None, in words for training.json and the run summary."""
+    if fraction <= 0:
+        return "validation_fraction is 0"
+    if train_images < min_train_images:
+        return (
+            f"{train_images} train images, under validation_min_train_images "
+            f"({min_train_images}): trained on all of them"
+        )
+    return f"the slice would hold under {MIN_IMAGES} images"
+
+
 def plan(
     by: str,
     fraction: float,
