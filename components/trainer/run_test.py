@@ -190,29 +190,19 @@ def test_model_selection_keeps_the_weights_of_the_best_validation_map_at_r(patie
 def test_hold_out_validation_gives_fit_disjoint_train_and_validation_streams():
     examples, count = tiny_dataset(identities=4, per_identity=40)
     hparams = dataclasses.replace(TINY, validation_fraction=0.2, validation_min_train_images=160)
-    names = ["a", "b", "c", "d"]
-    split = run.hold_out_validation(
-        hparams, examples, examples, names, np.full(4, 40), np.ones(4, bool)
-    )
+
+    def hold_out(hparams):
+        names = ["a", "b", "c", "d"]
+        return run.hold_out_validation(
+            hparams, examples, examples, names, np.full(4, 40), np.ones(4, bool)
+        )
+
+    split = hold_out(hparams)
     assert split.held.by == "image" and split.train_images == 160 - split.held.images
     train = {image.numpy().tobytes() for image, _ in split.train}
     held = {image.numpy().tobytes() for image, _ in split.validation}
     assert held and not train & held and len(train) + len(held) == count
-    off = run.hold_out_validation(
-        dataclasses.replace(TINY, validation_fraction=0.0),
-        examples,
-        examples,
-        names,
-        np.full(4, 40),
-        np.ones(4, bool),
-    )
+    off = hold_out(dataclasses.replace(hparams, validation_fraction=0.0))
     assert off.validation is None and off.train_images == 160
-    small = run.hold_out_validation(
-        dataclasses.replace(hparams, validation_min_train_images=161),
-        examples,
-        examples,
-        names,
-        np.full(4, 40),
-        np.ones(4, bool),
-    )
+    small = hold_out(dataclasses.replace(hparams, validation_min_train_images=161))
     assert small.validation is None and small.train_images == 160  # Too small: trains on all.
