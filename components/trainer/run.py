@@ -30,6 +30,9 @@ TRAINING_RECORD = "training.json"  # In the model run dir: validation slice and 
 # The validation slice is kept in memory after its first pass when it fits in this: otherwise
 # every epoch would re-read the whole train split (twice) to find it.
 VALIDATION_CACHE_BYTES = 512 << 20
+# So are the training images (decoded, parsed and filtered), so that later passes leave the
+# CPU to training instead of re-reading gzipped TFRecords (60,000 Fashion-MNIST images: 190 MB).
+TRAIN_CACHE_BYTES = 1 << 30
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
@@ -470,9 +473,13 @@ def train(
         train_sample=take_sample(split.train.batch(256), count=256),
         sample="eval" if split.validation is None else "validation",
     )
+    train_examples = split.train
+    image_bytes = 4 * hparams.image_size * hparams.image_size * hparams.channels
+    if split.train_images * image_bytes <= TRAIN_CACHE_BYTES:
+        train_examples = train_examples.cache()
     result = fit(
         hparams,
-        split.train,
+        train_examples,
         split.validation,
         split.trainable,
         split.train_images,
