@@ -387,6 +387,11 @@ def backup_dir_for(model_run_dir: str, hparams: HParams, inputs: dict) -> str:
     return os.path.join(run_parent, BACKUP_FOLDER, digest)
 
 
+def image_bytes(hparams: HParams) -> int:
+    """Memory of one transformed image (float32)."""
+    return 4 * hparams.image_size * hparams.image_size * hparams.channels
+
+
 @dataclasses.dataclass
 class TrainingData:
     """The train split with the validation slice held back: what `fit` takes."""
@@ -423,8 +428,7 @@ def hold_out_validation(
             train_examples, None, trainable, int(per_label_id[trainable].sum()), None
         )
     validation_examples = held.validation_part(examples_in_order)
-    image_bytes = 4 * hparams.image_size * hparams.image_size * hparams.channels
-    if held.images * image_bytes <= VALIDATION_CACHE_BYTES:
+    if held.images * image_bytes(hparams) <= VALIDATION_CACHE_BYTES:
         validation_examples = validation_examples.cache()
     return TrainingData(
         train=held.train_part(train_examples),
@@ -474,8 +478,7 @@ def train(
         sample="eval" if split.validation is None else "validation",
     )
     train_examples = split.train
-    image_bytes = 4 * hparams.image_size * hparams.image_size * hparams.channels
-    if split.train_images * image_bytes <= TRAIN_CACHE_BYTES:
+    if split.train_images * image_bytes(hparams) <= TRAIN_CACHE_BYTES:
         train_examples = train_examples.cache()
     result = fit(
         hparams,
