@@ -535,7 +535,8 @@ def write_training_record(
         if held
         else validation.why_no_slice(
             hparams.validation_fraction, hparams.validation_min_train_images, split.train_images
-        ),
+        )
+        or validation.SLICE_TOO_SMALL,
         "model_selection": result.selection,
         "epochs_run": result.epochs_run,
         "train_seconds": round(result.train_seconds, 1),

@@ -27,6 +27,7 @@ from components.trainer.hparams import VALIDATION_BY
 
 MIN_IDENTITIES = 20  # Trainable identities needed to hold some back by identity.
 MIN_IMAGES = 10  # A smaller slice would select on noise: no validation then.
+SLICE_TOO_SMALL = f"the slice would hold under {MIN_IMAGES} images"
 BUCKETS = 10_000
 
 
@@ -109,8 +110,10 @@ def _by_image(counts, trainable, fraction, max_images) -> ValidationSlice:
     )
 
 
-def why_no_slice(fraction: float, min_train_images: int, train_images: int) -> str:
-    """Why `plan` returned None, in words for training.json and the run summary."""
+def why_no_slice(fraction: float, min_train_images: int, train_images: int) -> str | None:
+    """Why these settings give a train split of `train_images` no slice, in words for the log,
+    training.json and the run summary; None when they give it one (`plan` may still find it
+    too small: SLICE_TOO_SMALL)."""
     if fraction <= 0:
         return "validation_fraction is 0"
     if train_images < min_train_images:
@@ -118,7 +121,7 @@ def why_no_slice(fraction: float, min_train_images: int, train_images: int) -> s
             f"{train_images} train images, under validation_min_train_images "
             f"({min_train_images}): trained on all of them"
         )
-    return f"the slice would hold under {MIN_IMAGES} images"
+    return None
 
 
 def plan(
@@ -139,17 +142,11 @@ def plan(
     """
     if by not in VALIDATION_BY:
         raise ValueError(f"validation_by must be one of {VALIDATION_BY}, got {by!r}")
-    if fraction <= 0:
-        return None
     counts = np.asarray(counts, dtype=np.int64)
     trainable = np.asarray(trainable, dtype=bool)
-    if counts[trainable].sum() < min_train_images:
-        logging.info(
-            "No validation slice: %d train images, under %d; training on all of them and "
-            "keeping the last epoch",
-            counts[trainable].sum(),
-            min_train_images,
-        )
+    reason = why_no_slice(fraction, min_train_images, int(counts[trainable].sum()))
+    if reason:
+        logging.info("No validation slice (%s); the last epoch is kept", reason)
         return None
     if by == BY_IDENTITY and trainable.sum() < MIN_IDENTITIES:
         logging.info(
