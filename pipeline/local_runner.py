@@ -4,8 +4,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tfx import v1 as tfx
 from tfx.dsl.compiler import compiler
+from tfx.orchestration import metadata
+from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
 from components.baseline import choice
 from components.evaluator.blessing import Blessing
@@ -76,13 +77,13 @@ def run(options: LocalRun) -> dict:
         split_by=options.split_by,
         serving=options.serving,
         beam_pipeline_args=options.beam_args,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(
             configs.metadata_path(output_dir)
         ),
     )
     pipeline_ir = compiler.Compiler().compile(pipeline)
     choice.uncached(pipeline_ir)  # Each run compares against what is served now.
-    tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_ir)
+    LocalDagRunner().run_with_ir(pipeline_ir)
     result = summary.build_summary(
         configs.metadata_path(output_dir),
         options.pipeline_name,

@@ -1,6 +1,5 @@
 """create_pipeline: the TFX DAG from raw images to a TF Serving model directory."""
 
-from tfx import v1 as tfx
 from tfx.components import (
     ExampleValidator,
     Pusher,
@@ -9,6 +8,8 @@ from tfx.components import (
     Trainer,
     Transform,
 )
+from tfx.orchestration.pipeline import Pipeline
+from tfx.proto import pusher_pb2, trainer_pb2
 
 from components.baseline.choice import NONE, create_baseline
 from components.baseline.evaluator import Evaluator
@@ -40,7 +41,7 @@ def create_pipeline(
     beam_pipeline_args: list[str] | None = None,
     metadata_connection_config=None,
     enable_cache: bool = True,
-) -> tfx.dsl.Pipeline:
+) -> Pipeline:
     serving = serving or ServingSettings()
     # "identity" (open set) or "image"; "" = the data format's default (split_modes.py).
     split_by = sources.check_split_by(data_format, split_by)
@@ -71,8 +72,8 @@ def create_pipeline(
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=["train"]),
-        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        train_args=trainer_pb2.TrainArgs(splits=["train"]),
+        eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
         # The validation slice the Trainer selects its epoch on is held back like the eval split.
         custom_config={**hparams, "validation_by": split_by},
     )
@@ -109,11 +110,11 @@ def create_pipeline(
     pusher = Pusher(
         model=serving_model.outputs["served_model"],
         model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
+        push_destination=pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
         ),
     )
-    return tfx.dsl.Pipeline(
+    return Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[

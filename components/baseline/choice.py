@@ -24,7 +24,11 @@ def check_baseline(baseline: str) -> str:
 
 def create_baseline(baseline: str, serving_dir: str) -> tuple[list, object | None]:
     """(nodes to add to the pipeline, the Evaluator's baseline_model channel or None)."""
-    from tfx import v1 as tfx
+    from tfx.dsl.components.common.resolver import Resolver
+    from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
+        LatestBlessedModelStrategy,
+    )
+    from tfx.types import Channel, standard_artifacts
 
     from components.baseline.served_model import ServedModel
 
@@ -33,10 +37,10 @@ def create_baseline(baseline: str, serving_dir: str) -> tuple[list, object | Non
         served = ServedModel(serving_dir=serving_dir).with_id(SERVED_MODEL_ID)
         return [served], served.outputs["model"]
     if baseline == RESOLVER:
-        resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        resolver = Resolver(
+            strategy_class=LatestBlessedModelStrategy,
+            model=Channel(type=standard_artifacts.Model),
+            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
         ).with_id(RESOLVER_ID)
         return [resolver], resolver.outputs["model"]
     return [], None

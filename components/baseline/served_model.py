@@ -12,7 +12,9 @@ runners must not cache it (pipeline.local_runner and pipeline.kubeflow_runner tu
 import os
 
 import tensorflow as tf
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 FOUND = "found"  # Custom property: 1 when a served model was copied, else 0.
@@ -56,10 +58,10 @@ def copy_served_model(serving_dir: str, model_uri: str) -> str | None:
     return version
 
 
-@tfx.dsl.components.component
+@component
 def ServedModel(  # noqa: N802 (TFX component)
-    serving_dir: tfx.dsl.components.Parameter[str],
-    model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
+    serving_dir: Parameter[str],
+    model: OutputArtifact[standard_artifacts.Model],
 ):
     """The model served now under `serving_dir`, as a Model artifact; found=0 if none."""
     version = copy_served_model(serving_dir, model.uri)

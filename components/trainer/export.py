@@ -19,7 +19,11 @@ def export_serving_model(
     raw_spec = tf_transform_output.raw_feature_spec()
     image_spec = {preprocessing.IMAGE_KEY: raw_spec[preprocessing.IMAGE_KEY]}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    # No AutoGraph: nothing here branches on tensors, and converting the Keras layers' code
+    # takes seconds.
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
+    )
     def serve_examples(examples):
         raw_features = tf.io.parse_example(examples, image_spec)
         transformed = embedding_network.tft_layer(raw_features)

@@ -51,7 +51,10 @@ class ModelSelection(tf.keras.callbacks.Callback):
         self.best_epoch = 0  # 1-based; 0 = none yet
         self.best_weights: list[np.ndarray] | None = None
         self.stopped_early = False
-        self._embed = tf.function(lambda images: embedding_network(images, training=False))
+        # No AutoGraph: nothing here branches on tensors, and converting the layers costs seconds.
+        self._embed = tf.function(
+            lambda images: embedding_network(images, training=False), autograph=False
+        )
 
     def embed_slice(self) -> tuple[np.ndarray, np.ndarray]:
         embeddings, labels = [], []

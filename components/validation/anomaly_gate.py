@@ -4,8 +4,9 @@ import os
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
-from tfx import v1 as tfx
-from tfx.types import artifact_utils
+from tfx.dsl.component.experimental.annotations import InputArtifact
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import artifact_utils, standard_artifacts
 
 SCHEMA_DIFF_FILE = "SchemaDiff.pb"  # Written by the stock ExampleValidator per split.
 
@@ -47,9 +48,9 @@ def check_anomalies(anomalies_uri: str, splits: list[str]) -> None:
         )
 
 
-@tfx.dsl.components.component
+@component
 def AnomalyGate(  # noqa: N802 (TFX component)
-    anomalies: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ExampleAnomalies],
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
 ):
     """Stops the pipeline before Transform when the data has anomalies."""
     check_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
