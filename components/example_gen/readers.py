@@ -10,7 +10,10 @@ from PIL import Image
 from components.example_gen import idx, sources
 from components.example_gen.images import ImageFileError, check_png_or_jpeg, example_image_bytes
 
-IDX_CHUNK = 2000  # Images per Beam element when streaming IDX files.
+# Images per Beam element when streaming IDX files. Each element re-reads a gzipped file from
+# its start up to its chunk (gzip cannot seek), so small chunks cost quadratic time: 30 chunks
+# of Fashion-MNIST's 60,000 took 3.0 s, 6 take 0.6 s.
+IDX_CHUNK = 10_000
 
 
 def make_example(image: bytes, label: str) -> tf.train.Example:
@@ -26,8 +29,10 @@ def make_example(image: bytes, label: str) -> tf.train.Example:
 
 
 def encode_png(pixels) -> bytes:
+    """Lossless PNG at zlib's fastest level (1): ExampleGen gzips its TFRecords anyway, and
+    level 6 took 30% longer for 4% smaller images (Fashion-MNIST)."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

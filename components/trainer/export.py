@@ -15,7 +15,12 @@ from components.transform import preprocessing
 def export_serving_model(
     embedding_network: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, export_dir: str
 ) -> None:
-    embedding_network.tft_layer = tf_transform_output.transform_features_layer()
+    # A plain module holding the network's variables and the Transform layer, not the Keras
+    # model: saving a Keras model also traces every layer's call for Keras' own loader, which
+    # nothing here uses (7-9 s on 2 cores, against 2 s for this).
+    module = tf.Module()
+    module.network_variables = list(embedding_network.variables)
+    module.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
     image_spec = {preprocessing.IMAGE_KEY: raw_spec[preprocessing.IMAGE_KEY]}
 
@@ -26,10 +31,8 @@ def export_serving_model(
     )
     def serve_examples(examples):
         raw_features = tf.io.parse_example(examples, image_spec)
-        transformed = embedding_network.tft_layer(raw_features)
+        transformed = module.tft_layer(raw_features)
         embedding = embedding_network(transformed[preprocessing.IMAGE_KEY], training=False)
         return {"embedding": tf.cast(embedding, tf.float32)}
 
-    tf.saved_model.save(
-        embedding_network, export_dir, signatures={"serving_default": serve_examples}
-    )
+    tf.saved_model.save(module, export_dir, signatures={"serving_default": serve_examples})

@@ -198,66 +198,137 @@ def fit(
     policy = precision_policy(hparams.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
     try:
-        extras = {"log_dir": log_dir, "backup_dir": backup_dir, "callbacks": callbacks}
-        return _fit(
-            hparams, train_examples, validation_examples, trainable, train_images, policy, extras
+        hparams = capped_to_identities(hparams, int(np.sum(trainable)))
+        steps_per_epoch = hparams.epoch_steps(train_images)
+        train_batches = training_batches(hparams, train_examples, trainable)
+        strategy = distribution_strategy()
+        logging.info(
+            "Training on %d replica(s), %s, %d steps/epoch of %d images: %s",
+            strategy.num_replicas_in_sync,
+            policy,
+            steps_per_epoch,
+            hparams.images_per_step,
+            hparams,
+        )
+        trainer = compiled_trainer(hparams, steps_per_epoch, strategy)
+        logger = EpochLogger(hparams.epochs, steps_per_epoch, hparams.images_per_step)
+        selection = None
+        if validation_examples is not None:
+            selection = ModelSelection(
+                trainer.embedding_network,
+                validation_batches(hparams, validation_examples),
+                hparams.selection_metric,
+                hparams.early_stopping_patience,
+                state_dir=backup_dir and backup_dir.rstrip("/") + "-selection",
+            )
+        start = time.perf_counter()
+        history = trainer.fit(
+            train_batches,
+            epochs=hparams.epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=validation_loss_batches(hparams, validation_examples),
+            callbacks=epoch_callbacks(selection, logger, log_dir, backup_dir, callbacks),
+            verbose=0,
+        )
+        wall_seconds = time.perf_counter() - start
+        epochs_run = len(logger.train_seconds)
+        return TrainResult(
+            embedding_network=float32_copy(trainer.embedding_network, hparams, policy),
+            history=history.history,
+            epochs_run=epochs_run,
+            train_seconds=sum(logger.train_seconds),
+            wall_seconds=wall_seconds,
+            images_per_second=epochs_run
+            * logger.images_per_epoch
+            / max(sum(logger.train_seconds), 1e-9),
+            selection=selection.record() if selection else None,
         )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _fit(hparams, train_examples, validation_examples, trainable, train_images, policy, extras):
-    random = hparams.triplet_strategy == "random"
-    identities = int(np.sum(trainable))
-    if not random and hparams.identities_per_batch > identities:
-        logging.warning(
-            "identities_per_batch %d > %d trainable identities: using %d",
-            hparams.identities_per_batch,
-            identities,
-            identities,
-        )
-        hparams = dataclasses.replace(hparams, identities_per_batch=identities)
-    steps_per_epoch = hparams.epoch_steps(train_images)
-    image_shape = (hparams.image_size, hparams.image_size, hparams.channels)
-    buffer = data.shuffle_buffer_size(image_shape)
-    if random:
-        train_batches = data.random_triplet_batches(
-            train_examples, trainable, hparams.triplets_per_batch, hparams.seed, buffer
-        )
-        eval_batches = None
-        if validation_examples is not None:
-            eval_batches = data.random_triplet_batches(
-                validation_examples,
-                None,
-                hparams.triplets_per_batch,
-                hparams.seed,
-                min(buffer, 2048),
-                repeat=False,
-            )
-    else:
-        train_batches = data.class_balanced_batches(
+def epoch_callbacks(selection, logger, log_dir, backup_dir, extra) -> list:
+    """In order: model selection first (the epoch line, TensorBoard and the History show its
+    metrics), the epoch line, TensorBoard, the backup, then `extra`."""
+    callbacks = [selection] if selection else []
+    callbacks.append(logger)
+    if log_dir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
+    if backup_dir:
+        callbacks.append(keras.callbacks.BackupAndRestore(backup_dir))
+    return callbacks + list(extra)
+
+
+def capped_to_identities(hparams: HParams, identities: int) -> HParams:
+    """P x K batches cannot hold more identities than there are to train on."""
+    if hparams.triplet_strategy == "random" or hparams.identities_per_batch <= identities:
+        return hparams
+    logging.warning(
+        "identities_per_batch %d > %d trainable identities: using %d",
+        hparams.identities_per_batch,
+        identities,
+        identities,
+    )
+    return dataclasses.replace(hparams, identities_per_batch=identities)
+
+
+def _shuffle_buffer(hparams: HParams) -> int:
+    return data.shuffle_buffer_size((hparams.image_size, hparams.image_size, hparams.channels))
+
+
+def training_batches(
+    hparams: HParams, train_examples: tf.data.Dataset, trainable: np.ndarray
+) -> tf.data.Dataset:
+    """Endless training batches: P x K class-balanced, or the notebook's random triplets."""
+    if hparams.triplet_strategy == "random":
+        return data.random_triplet_batches(
             train_examples,
             trainable,
-            hparams.identities_per_batch,
-            hparams.images_per_identity,
+            hparams.triplets_per_batch,
+            hparams.seed,
+            _shuffle_buffer(hparams),
+        )
+    return data.class_balanced_batches(
+        train_examples,
+        trainable,
+        hparams.identities_per_batch,
+        hparams.images_per_identity,
+        hparams.seed,
+        _shuffle_buffer(hparams),
+    )
+
+
+def validation_batches(hparams: HParams, validation_examples: tf.data.Dataset) -> tf.data.Dataset:
+    """The validation slice in fixed batches, the same every epoch."""
+    buffer = min(_shuffle_buffer(hparams), 2048)
+    return data.evaluation_batches(validation_examples, EVAL_BATCH_SIZE, hparams.seed, buffer)
+
+
+def validation_loss_batches(
+    hparams: HParams, validation_examples: tf.data.Dataset | None
+) -> tf.data.Dataset | None:
+    """What Keras computes the validation loss on (None: no slice): the slice's batches, or
+    random triplets drawn from it for the notebook's method."""
+    if validation_examples is None:
+        return None
+    if hparams.triplet_strategy == "random":
+        buffer = min(_shuffle_buffer(hparams), 2048)
+        return data.random_triplet_batches(
+            validation_examples,
+            None,
+            hparams.triplets_per_batch,
             hparams.seed,
             buffer,
+            repeat=False,
         )
-        eval_batches = None
-        if validation_examples is not None:
-            eval_batches = data.evaluation_batches(
-                validation_examples, EVAL_BATCH_SIZE, hparams.seed, min(buffer, 2048)
-            )
+    return validation_batches(hparams, validation_examples)
 
-    strategy = distribution_strategy()
-    logging.info(
-        "Training on %d replica(s), %s, %d steps/epoch of %d images: %s",
-        strategy.num_replicas_in_sync,
-        policy,
-        steps_per_epoch,
-        hparams.images_per_step,
-        hparams,
-    )
+
+def compiled_trainer(
+    hparams: HParams, steps_per_epoch: int, strategy: tf.distribute.Strategy
+) -> keras.Model:
+    """The Keras model that trains the shared embedding network (its `embedding_network`),
+    built and compiled under `strategy`."""
     with strategy.scope():
         training_network, embedding_network = model.build_networks(
             hparams.image_size,
@@ -271,7 +342,7 @@ def _fit(hparams, train_examples, validation_examples, trainable, train_images, 
             augmentation = model.build_augmentation(
                 hparams.augment_shift, hparams.augment_flip, hparams.seed
             )
-        if random:
+        if hparams.triplet_strategy == "random":
             trainer = model.SiameseModel(
                 training_network,
                 hparams.margin,
@@ -284,54 +355,7 @@ def _fit(hparams, train_examples, validation_examples, trainable, train_images, 
                 training_network, _mining_loss(hparams), embedding_network, augmentation
             )
         trainer.compile(optimizer=keras.optimizers.Adam(learning_rate(hparams, steps_per_epoch)))
-
-    logger = EpochLogger(hparams.epochs, steps_per_epoch, hparams.images_per_step)
-    selection = None
-    all_callbacks = [logger]
-    if validation_examples is not None:
-        # First, so that the epoch line, TensorBoard and the History get its metrics.
-        selection = ModelSelection(
-            embedding_network,
-            data.evaluation_batches(
-                validation_examples, EVAL_BATCH_SIZE, hparams.seed, min(buffer, 2048)
-            ),
-            hparams.selection_metric,
-            hparams.early_stopping_patience,
-            state_dir=extras["backup_dir"] and extras["backup_dir"].rstrip("/") + "-selection",
-        )
-        all_callbacks.insert(0, selection)
-    if extras["log_dir"]:
-        all_callbacks.append(
-            keras.callbacks.TensorBoard(log_dir=extras["log_dir"], update_freq="epoch")
-        )
-    if extras["backup_dir"]:
-        all_callbacks.append(keras.callbacks.BackupAndRestore(extras["backup_dir"]))
-    all_callbacks.extend(extras["callbacks"])
-
-    start = time.perf_counter()
-    history = trainer.fit(
-        train_batches,
-        epochs=hparams.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=eval_batches,
-        callbacks=all_callbacks,
-        verbose=0,
-    )
-    wall_seconds = time.perf_counter() - start
-    train_seconds = sum(logger.train_seconds)
-    epochs_run = len(logger.train_seconds)
-    return TrainResult(
-        embedding_network=float32_copy(embedding_network, hparams, policy),
-        history=history.history,
-        epochs_run=epochs_run,
-        train_seconds=train_seconds,
-        wall_seconds=wall_seconds,
-        images_per_second=epochs_run
-        * steps_per_epoch
-        * hparams.images_per_step
-        / max(train_seconds, 1e-9),
-        selection=selection.record() if selection else None,
-    )
+    return trainer
 
 
 def _mining_loss(hparams: HParams):
