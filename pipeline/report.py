@@ -152,20 +152,9 @@ def render(summary: dict) -> str:
     samples = figure_paths(training_dir, "triplet_samples.png")
     if epochs or samples:
         parts.append("<h2>Training</h2>")
-        training = summary.get("training") or {}
-        selection = training.get("model_selection") or {}
-        if training.get("no_validation_slice"):
-            parts.append(
-                f"<p>Kept the last of {training.get('epochs_run')} epochs, no validation "
-                f"slice: {html.escape(training['no_validation_slice'])}.</p>"
-            )
-        elif selection.get("kept_epoch"):
-            value = selection["kept_validation_metrics"].get(selection["metric"], float("nan"))
-            parts.append(
-                f"<p>Kept epoch {selection['kept_epoch']} of {selection['epochs_run']}, "
-                f"chosen on validation {html.escape(selection['metric'])} = {value:.4f} "
-                "(a slice of the train split held back from training).</p>"
-            )
+        kept = kept_epoch_sentence(summary.get("training"))
+        if kept:
+            parts.append(f"<p>{html.escape(kept)}.</p>")
         parts += [_image(p, "last epoch: held-out embeddings and loss") for p in epochs[-1:]]
         parts += [_image(p, "training triplets: anchor, positive, negative") for p in samples]
         if len(epochs) > 1:
@@ -174,6 +163,28 @@ def render(summary: dict) -> str:
             parts.append("</details>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def kept_epoch_sentence(training: dict | None) -> str | None:
+    """Which epoch the Trainer kept and why, from its training record (summary.json's
+    `training`), as the console summary and the report both say it; None when it says nothing."""
+    training = training or {}
+    if training.get("no_validation_slice"):
+        return (
+            f"Kept the last of {training.get('epochs_run')} epochs, no validation slice: "
+            f"{training['no_validation_slice']}"
+        )
+    selection = training.get("model_selection") or {}
+    if not selection.get("kept_epoch"):
+        return None
+    value = selection["kept_validation_metrics"].get(selection["metric"], float("nan"))
+    held = training.get("validation_slice") or {}
+    return (
+        f"Kept epoch {selection['kept_epoch']} of {selection['epochs_run']}"
+        + (" (stopped early)" if selection.get("stopped_early") else "")
+        + f": validation {selection['metric']} {value:.4f}"
+        + f" on {held.get('images')} held-back train images (by {held.get('by')})"
+    )
 
 
 def write_report(output_dir: str) -> str:

@@ -20,6 +20,7 @@ from components.evaluator import embedding_metrics as em
 from components.evaluator.blessing import FLOOR_METRIC, Blessing
 from components.serving import serving_model
 from components.trainer.run import TRAINING_RECORD
+from pipeline import report
 
 COMPLETE, CACHED = "COMPLETE", "CACHED"
 # What the baseline was, by the component that supplied it.
@@ -333,22 +334,8 @@ def write_summary(summary: dict, path: str) -> None:
 
 
 def _selection_lines(training: dict | None) -> list[str]:
-    selection = (training or {}).get("model_selection")
-    if training and training.get("no_validation_slice"):
-        return [
-            f"Kept the last of {training.get('epochs_run')} epochs, no validation slice: "
-            f"{training['no_validation_slice']}"
-        ]
-    if not selection or not selection.get("kept_epoch"):
-        return []
-    metrics = selection["kept_validation_metrics"]
-    held = training.get("validation_slice") or {}
-    return [
-        f"Kept epoch {selection['kept_epoch']} of {selection['epochs_run']}"
-        + (" (stopped early)" if selection.get("stopped_early") else "")
-        + f": validation {selection['metric']} {metrics.get(selection['metric'], float('nan')):.4f}"
-        + f" on {held.get('images')} held-back train images (by {held.get('by')})"
-    ]
+    sentence = report.kept_epoch_sentence(training)
+    return [sentence] if sentence else []
 
 
 def format_summary(summary: dict) -> str:
