@@ -256,6 +256,13 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="Adam learning rate; the peak of the cosine schedule (default %(default)s)",
     )
     group.add_argument(
+        "--weight-decay",
+        type=float,
+        default=DEFAULTS.weight_decay,
+        help="decoupled weight decay (AdamW) per unit of learning rate; norms and biases "
+        "excluded; 0 = plain Adam (default %(default)s)",
+    )
+    group.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
         default=DEFAULTS.lr_schedule,

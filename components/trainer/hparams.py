@@ -50,6 +50,9 @@ class HParams:
     steps_per_epoch: int = 0
     min_training_steps: int = 600
     learning_rate: float = 2e-3  # Adam; the peak of the cosine schedule
+    # Decoupled weight decay (AdamW) when > 0: each step shrinks the weights by
+    # learning rate x weight_decay (normalisation layers and biases excluded).
+    weight_decay: float = 0.0
     lr_schedule: str = "cosine"  # linear warm-up then cosine decay to 0, or constant
     warmup_epochs: float = 0.5
     augment: bool = False  # random shifts of up to augment_shift of the image size
@@ -96,6 +99,7 @@ class HParams:
         check_int("steps_per_epoch", self.steps_per_epoch, 0)
         check_int("min_training_steps", self.min_training_steps, 0)
         check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        check_float("weight_decay", self.weight_decay, 0.0, 1.0, high_open=True)
         check_float("warmup_epochs", self.warmup_epochs, 0.0)
         check_float("augment_shift", self.augment_shift, 0.0, 0.5)
         check_int("early_stopping_patience", self.early_stopping_patience, 0)

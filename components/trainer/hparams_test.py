@@ -25,6 +25,8 @@ from components.trainer.hparams import HParams
         ("learning_rate", math.nan, "finite number > 0"),
         ("learning_rate", 0.0, "> 0"),
         ("learning_rate", 5.0, "<= 1"),
+        ("weight_decay", -0.1, ">= 0"),
+        ("weight_decay", 1.0, "< 1"),
         ("steps_per_epoch", -3, ">= 0"),
         ("warmup_epochs", -0.5, ">= 0"),
         ("warmup_epochs", math.nan, "finite"),

@@ -354,8 +354,19 @@ def compiled_trainer(
             trainer = model.TripletModel(
                 training_network, _mining_loss(hparams), embedding_network, augmentation
             )
-        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate(hparams, steps_per_epoch)))
+        trainer.compile(optimizer=optimizer(hparams, steps_per_epoch))
     return trainer
+
+
+def optimizer(hparams: HParams, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam, or AdamW with decoupled weight decay on the conv and dense kernels."""
+    rate = learning_rate(hparams, steps_per_epoch)
+    if not hparams.weight_decay:
+        return keras.optimizers.Adam(rate)
+    adamw = keras.optimizers.AdamW(rate, weight_decay=hparams.weight_decay)
+    # Names of variables to leave alone: normalisation scales and offsets, and biases.
+    adamw.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return adamw
 
 
 def _mining_loss(hparams: HParams):

@@ -29,6 +29,19 @@ def test_learning_rate_follows_the_hyperparameters():
     assert (cosine.total_steps, cosine.warmup_steps, cosine.peak) == (200, 25, 1e-3)
 
 
+def test_weight_decay_shrinks_kernels_but_not_norms_or_biases():
+    hparams = HParams(weight_decay=0.5, learning_rate=0.1, lr_schedule="constant")
+    assert isinstance(
+        run.optimizer(dataclasses.replace(hparams, weight_decay=0.0), 10), tf.keras.optimizers.Adam
+    )
+    optimizer = run.optimizer(hparams, 10)
+    kernel, gamma, bias = (tf.Variable(tf.ones([3]), name=n) for n in ("kernel", "gamma", "bias"))
+    optimizer.apply_gradients([(tf.zeros([3]), v) for v in (kernel, gamma, bias)])
+    np.testing.assert_allclose(kernel.numpy(), 1 - 0.1 * 0.5)  # decayed by rate x decay
+    np.testing.assert_allclose(gamma.numpy(), 1.0)
+    np.testing.assert_allclose(bias.numpy(), 1.0)
+
+
 def test_precision_policy():
     assert run.precision_policy("off") == "float32"
     assert run.precision_policy("bfloat16") == "mixed_bfloat16"
