@@ -7,6 +7,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from components.trainer.data import without_autotuning
+
 BATCH = 256
 
 
@@ -15,7 +17,7 @@ def read_split(examples_uri: str, split: str, limit: int | None = None):
     files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     if not files:
         raise FileNotFoundError(f"{examples_uri}: no files in split '{split}'")
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    dataset = without_autotuning(tf.data.TFRecordDataset(files, compression_type="GZIP"))
     return dataset.take(limit) if limit else dataset
 
 
