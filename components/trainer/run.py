@@ -36,11 +36,19 @@ TRAIN_CACHE_BYTES = 1 << 30
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
-    """All visible GPUs (or the CPU) on this worker; several workers when TF_CONFIG says so."""
+    """Several workers when TF_CONFIG says so, all GPUs of this worker when it has 2+, else
+    TensorFlow's default strategy on the one device (GPU or CPU).
+
+    Not MirroredStrategy on one device: its multi-device input iterator buys nothing there,
+    and deleting it at the end of training waited out tf.data's autotuning sleep (up to 35 s
+    in the Trainer, see data.without_autotuning).
+    """
     cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
     if sum(len(v) for v in cluster.values()) > 1:
         return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.MirroredStrategy()
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def cpu_has_bfloat16_units() -> bool:
