@@ -239,16 +239,14 @@ def fit(
             verbose=0,
         )
         wall_seconds = time.perf_counter() - start
-        epochs_run = len(logger.train_seconds)
+        epochs_run, train_seconds = len(logger.train_seconds), sum(logger.train_seconds)
         return TrainResult(
             embedding_network=float32_copy(trainer.embedding_network, hparams, policy),
             history=history.history,
             epochs_run=epochs_run,
-            train_seconds=sum(logger.train_seconds),
+            train_seconds=train_seconds,
             wall_seconds=wall_seconds,
-            images_per_second=epochs_run
-            * logger.images_per_epoch
-            / max(sum(logger.train_seconds), 1e-9),
+            images_per_second=epochs_run * logger.images_per_epoch / max(train_seconds, 1e-9),
             selection=selection.record() if selection else None,
         )
     finally:
@@ -306,10 +304,15 @@ def training_batches(
     )
 
 
+def _validation_buffer(hparams: HParams) -> int:
+    return min(_shuffle_buffer(hparams), 2048)
+
+
 def validation_batches(hparams: HParams, validation_examples: tf.data.Dataset) -> tf.data.Dataset:
     """The validation slice in fixed batches, the same every epoch."""
-    buffer = min(_shuffle_buffer(hparams), 2048)
-    return data.evaluation_batches(validation_examples, EVAL_BATCH_SIZE, hparams.seed, buffer)
+    return data.evaluation_batches(
+        validation_examples, EVAL_BATCH_SIZE, hparams.seed, _validation_buffer(hparams)
+    )
 
 
 def validation_loss_batches(
@@ -320,13 +323,12 @@ def validation_loss_batches(
     if validation_examples is None:
         return None
     if hparams.triplet_strategy == "random":
-        buffer = min(_shuffle_buffer(hparams), 2048)
         return data.random_triplet_batches(
             validation_examples,
             None,
             hparams.triplets_per_batch,
             hparams.seed,
-            buffer,
+            _validation_buffer(hparams),
             repeat=False,
         )
     return validation_batches(hparams, validation_examples)
