@@ -12,14 +12,16 @@ DEFAULT_EVAL_FRACTION = 0.2
 DEFAULT_REPORT_EXAMPLES = 5000
 DEFAULT_BASELINE = "served"  # components.baseline.choice: served, resolver or none.
 
-# The DirectRunner runs its workers in this process, where every dependency is installed. The
-# container image flag (which the DirectRunner ignores) tells TFX so: without a dependency flag
-# each Beam component first packs TFX into an sdist for remote workers (~1.5 s each,
+# The DirectRunner runs its workers in this process (in_memory) or as subprocesses of it
+# (multi_processing), where every dependency is installed. The container image flag, which
+# the DirectRunner ignores, tells TFX so: without a dependency flag each Beam component first
+# packs TFX into an sdist for remote workers (~1.5 s each,
 # tfx.utils.dependency_utils.make_beam_dependency_flags).
+DIRECT_RUNNER_WORKERS_ARG = "--sdk_container_image=none"
 DEFAULT_BEAM_ARGS = [
     "--direct_running_mode=in_memory",
     "--direct_num_workers=1",
-    "--sdk_container_image=none",
+    DIRECT_RUNNER_WORKERS_ARG,
 ]
 
 

@@ -261,7 +261,11 @@ class KubeflowCompile:
         runner = [f"--runner={BEAM_RUNNERS[self.beam_runner]}"]
         if self.beam_runner == "direct":
             workers = max(1, int(self.resources.get("Transform", Resources(1, 1)).cpu))
-            runner += ["--direct_running_mode=multi_processing", f"--direct_num_workers={workers}"]
+            runner += [
+                "--direct_running_mode=multi_processing",
+                f"--direct_num_workers={workers}",
+                configs.DIRECT_RUNNER_WORKERS_ARG,
+            ]
         return [*runner, *self.beam_args]
 
 

@@ -244,6 +244,7 @@ def test_beam_args_reach_every_executor_after_the_runner_defaults(compiled):
         "--runner=DirectRunner",
         "--direct_running_mode=multi_processing",
         "--direct_num_workers=3",  # one per Transform CPU
+        "--sdk_container_image=none",  # no TFX sdist for workers that are local processes
         *BEAM_ARGS,
     ]
     for label, executor in container_executors(spec).items():
