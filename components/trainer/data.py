@@ -83,10 +83,14 @@ def trainable_identities(tf_transform_output: tft.TFTransformOutput) -> np.ndarr
     return trainable_mask(identity_counts(tf_transform_output), [v.decode() for v in vocabulary])
 
 
+def image_bytes(image_shape) -> int:
+    """Memory of one transformed image (float32)."""
+    return 4 * int(np.prod(image_shape))
+
+
 def shuffle_buffer_size(image_shape, budget_bytes: int = 256 << 20, most: int = 10_000) -> int:
     """Images a shuffle buffer holds: up to `most`, within about `budget_bytes` of float32."""
-    image_bytes = 4 * int(np.prod(image_shape))
-    return int(max(256, min(most, budget_bytes // max(image_bytes, 1))))
+    return int(max(256, min(most, budget_bytes // max(image_bytes(image_shape), 1))))
 
 
 def _known_identities(dataset: tf.data.Dataset, trainable: np.ndarray | None) -> tf.data.Dataset:

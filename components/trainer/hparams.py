@@ -113,6 +113,11 @@ class HParams:
             )
 
     @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of the images the network takes."""
+        return (self.image_size, self.image_size, self.channels)
+
+    @property
     def batch_size(self) -> int:
         """Examples per training step: P x K images, or triplets for the random strategy."""
         if self.triplet_strategy == "random":

@@ -279,7 +279,7 @@ def capped_to_identities(hparams: HParams, identities: int) -> HParams:
 
 
 def _shuffle_buffer(hparams: HParams) -> int:
-    return data.shuffle_buffer_size((hparams.image_size, hparams.image_size, hparams.channels))
+    return data.shuffle_buffer_size(hparams.image_shape)
 
 
 def training_batches(
@@ -432,11 +432,6 @@ def backup_dir_for(model_run_dir: str, hparams: HParams, inputs: dict) -> str:
     return os.path.join(run_parent, BACKUP_FOLDER, digest)
 
 
-def image_bytes(hparams: HParams) -> int:
-    """Memory of one transformed image (float32)."""
-    return 4 * hparams.image_size * hparams.image_size * hparams.channels
-
-
 @dataclasses.dataclass
 class TrainingData:
     """The train split with the validation slice held back: what `fit` takes."""
@@ -473,7 +468,7 @@ def hold_out_validation(
             train_examples, None, trainable, int(per_label_id[trainable].sum()), None
         )
     validation_examples = held.validation_part(examples_in_order)
-    if held.images * image_bytes(hparams) <= VALIDATION_CACHE_BYTES:
+    if held.images * data.image_bytes(hparams.image_shape) <= VALIDATION_CACHE_BYTES:
         validation_examples = validation_examples.cache()
     return TrainingData(
         train=held.train_part(train_examples),
@@ -523,7 +518,7 @@ def train(
         sample="eval" if split.validation is None else "validation",
     )
     train_examples = split.train
-    if split.train_images * image_bytes(hparams) <= TRAIN_CACHE_BYTES:
+    if split.train_images * data.image_bytes(hparams.image_shape) <= TRAIN_CACHE_BYTES:
         train_examples = train_examples.cache()
     result = fit(
         hparams,
