@@ -302,6 +302,14 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s)",
     )
     group.add_argument(
+        "--stop-when-satisfied",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.stop_when_satisfied,
+        help="stop after an epoch with no active triplet (the loss is 0 on every training "
+        "batch, so more epochs would not change the weights) and re-estimate batch norm "
+        "(default: on)",
+    )
+    group.add_argument(
         "--validation-fraction",
         type=float,
         default=DEFAULTS.validation_fraction,

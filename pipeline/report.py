@@ -169,10 +169,13 @@ def kept_epoch_sentence(training: dict | None) -> str | None:
     """Which epoch the Trainer kept and why, from its training record (summary.json's
     `training`), as the console summary and the report both say it; None when it says nothing."""
     training = training or {}
+    satisfied = ""
+    if training.get("satisfied_epoch"):
+        satisfied = " (stopped there: the triplet loss was 0 on every training batch)"
     if training.get("no_validation_slice"):
         return (
-            f"Kept the last of {training.get('epochs_run')} epochs, no validation slice: "
-            f"{training['no_validation_slice']}"
+            f"Kept the last of {training.get('epochs_run')} epochs{satisfied}, no validation "
+            f"slice: {training['no_validation_slice']}"
         )
     selection = training.get("model_selection") or {}
     if not selection.get("kept_epoch"):
@@ -181,7 +184,7 @@ def kept_epoch_sentence(training: dict | None) -> str | None:
     held = training.get("validation_slice") or {}
     return (
         f"Kept epoch {selection['kept_epoch']} of {selection['epochs_run']}"
-        + (" (stopped early)" if selection.get("stopped_early") else "")
+        + (" (stopped early)" if selection.get("stopped_early") else satisfied)
         + f": validation {selection['metric']} {value:.4f}"
         + f" on {held.get('images')} held-back train images (by {held.get('by')})"
     )

@@ -33,3 +33,18 @@ def test_the_summary_says_why_there_was_no_validation_slice():
         "validation_min_train_images (10000)"
     )
     assert summary._selection_lines(None) == []
+
+
+def test_the_summary_says_training_stopped_when_the_loss_was_satisfied():
+    training = {
+        "validation_slice": None,
+        "no_validation_slice": "1433 train images, under validation_min_train_images (10000)",
+        "epochs_run": 6,
+        "satisfied_epoch": 6,
+        "model_selection": None,
+    }
+    (line,) = summary._selection_lines(training)
+    assert line.startswith(
+        "Kept the last of 6 epochs (stopped there: the triplet loss was 0 on every training "
+        "batch), no validation slice: 1433"
+    )

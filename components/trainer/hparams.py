@@ -4,8 +4,9 @@ The defaults were chosen on five datasets, not one (benchmarks/RESULTS.md, issue
 Yale faces, 5,000 and 60,000 Fashion-MNIST images, and open-set Fashion-MNIST. A 3-block conv
 net (batch norm in the convs, layer norm in the dense head), online semi-hard mining over 10 x 24
 class-balanced batches, margin 0.5, Adam with 2e-3 peak, linear warm-up and cosine decay, 12
-epochs of one pass each but at least 600 steps in all, model selection on a validation slice of
-train splits of 10,000+ images, bfloat16 mixed precision where the CPU has bf16 units.
+epochs of one pass each but at least 600 steps in all, stopping once an epoch's loss is 0
+(batch norm then re-estimated), model selection on a validation slice of train splits of
+10,000+ images, bfloat16 mixed precision where the CPU has bf16 units.
 """
 
 import dataclasses
@@ -70,6 +71,9 @@ class HParams:
     validation_by: str = "image"
     selection_metric: str = em.MAP_AT_R
     early_stopping_patience: int = 3
+    # Stop once an epoch has no active triplet (the loss is 0 on every training batch: more
+    # epochs would not change the weights) and re-estimate batch norm (satisfied.py).
+    stop_when_satisfied: bool = True
     backup_dir: str = ""  # BackupAndRestore dir; "" = derived from the pipeline root + inputs
     mixed_precision: str = "auto"  # float16 on GPU, bfloat16 on CPUs with bf16 units, else off
     seed: int = 42

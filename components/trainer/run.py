@@ -18,7 +18,7 @@ from absl import logging
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components.reporting.training_figures import TrainingFigures, take_sample
-from components.trainer import data, export, model, triplet_loss, validation
+from components.trainer import data, export, model, satisfied, triplet_loss, validation
 from components.trainer.hparams import HParams
 from components.trainer.selection import LOG_PREFIX, ModelSelection
 from components.transform import preprocessing
@@ -177,6 +177,8 @@ class TrainResult:
     wall_seconds: float  # the whole fit call
     images_per_second: float  # images embedded in training steps / train_seconds
     selection: dict | None = None  # ModelSelection.record(): kept epoch and validation metrics
+    # The epoch after which the loss was satisfied and training stopped (satisfied.py); 0: never.
+    satisfied_epoch: int = 0
 
 
 def fit(
@@ -220,6 +222,7 @@ def fit(
         )
         trainer = compiled_trainer(hparams, steps_per_epoch, strategy)
         logger = EpochLogger(hparams.epochs, steps_per_epoch, hparams.images_per_step)
+        stopper = satisfied.StopWhenSatisfied() if hparams.stop_when_satisfied else None
         selection = None
         if validation_examples is not None:
             selection = ModelSelection(
@@ -235,9 +238,14 @@ def fit(
             epochs=hparams.epochs,
             steps_per_epoch=steps_per_epoch,
             validation_data=validation_loss_batches(hparams, validation_examples),
-            callbacks=epoch_callbacks(selection, logger, log_dir, backup_dir, callbacks),
+            callbacks=epoch_callbacks(selection, logger, stopper, log_dir, backup_dir, callbacks),
             verbose=0,
         )
+        satisfied_epoch = stopper.satisfied_epoch if stopper else 0
+        if satisfied_epoch:
+            satisfied.recalibrate_batch_norm(
+                trainer.training_network, training_images(hparams, train_batches)
+            )
         wall_seconds = time.perf_counter() - start
         epochs_run, train_seconds = len(logger.train_seconds), sum(logger.train_seconds)
         return TrainResult(
@@ -248,16 +256,19 @@ def fit(
             wall_seconds=wall_seconds,
             images_per_second=epochs_run * logger.images_per_epoch / max(train_seconds, 1e-9),
             selection=selection.record() if selection else None,
+            satisfied_epoch=satisfied_epoch,
         )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def epoch_callbacks(selection, logger, log_dir, backup_dir, extra) -> list:
+def epoch_callbacks(selection, logger, stopper, log_dir, backup_dir, extra) -> list:
     """In order: model selection first (the epoch line, TensorBoard and the History show its
-    metrics), the epoch line, TensorBoard, the backup, then `extra`."""
+    metrics), the epoch line, the stop when satisfied, TensorBoard, the backup, then `extra`."""
     callbacks = [selection] if selection else []
     callbacks.append(logger)
+    if stopper:
+        callbacks.append(stopper)
     if log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, update_freq="epoch"))
     if backup_dir:
@@ -302,6 +313,13 @@ def training_batches(
         hparams.seed,
         _shuffle_buffer(hparams),
     )
+
+
+def training_images(hparams: HParams, train_batches: tf.data.Dataset) -> tf.data.Dataset:
+    """The images of `training_batches` (the anchors of the notebook's random triplets)."""
+    if hparams.triplet_strategy == "random":
+        return train_batches.map(lambda triplets: triplets["anchor"])
+    return train_batches.map(lambda images, labels: images)
 
 
 def _validation_buffer(hparams: HParams) -> int:
@@ -579,6 +597,7 @@ def write_training_record(
         or validation.SLICE_TOO_SMALL,
         "model_selection": result.selection,
         "epochs_run": result.epochs_run,
+        "satisfied_epoch": result.satisfied_epoch,
         "train_seconds": round(result.train_seconds, 1),
     }
     with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINING_RECORD), "w") as f:

@@ -1,0 +1,89 @@
+"""Training stops once the triplet loss is satisfied, and batch norm is re-estimated."""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from components.trainer import run, satisfied
+from components.trainer.hparams import HParams
+
+EASY = HParams(
+    image_size=8,
+    width=4,
+    embedding_dim=8,
+    margin=0.05,
+    identities_per_batch=3,
+    images_per_identity=4,
+    epochs=6,
+    steps_per_epoch=4,
+    min_training_steps=0,
+    learning_rate=1e-2,
+    mixed_precision="off",
+)
+
+
+def identical_images(identities=4, per_identity=8):
+    """Every image of an identity is the same: each positive pair is at distance 0, so a small
+    margin is met as soon as the identities' embeddings are that far apart."""
+    rng = np.random.default_rng(0)
+    patterns = rng.normal(size=(identities, 8, 8, 1)).astype(np.float32)
+    labels = np.repeat(np.arange(identities), per_identity).astype(np.int64)
+    return patterns[labels], labels
+
+
+def first_batch_norm(network):
+    return next(
+        layer
+        for layer in network.submodules
+        if isinstance(layer, tf.keras.layers.BatchNormalization)
+    )
+
+
+def moving_mean_error(network, images):
+    """How far the first batch norm's running mean is from the mean of its input over `images`."""
+    norm = first_batch_norm(network)
+    inputs = tf.keras.Model(network.inputs, norm.input)(images)
+    mean = np.mean(inputs.numpy(), axis=(0, 1, 2))
+    return float(np.max(np.abs(norm.moving_mean.numpy() - mean)))
+
+
+def test_training_stops_after_the_first_satisfied_epoch_and_says_so(capsys):
+    images, labels = identical_images()
+    examples = tf.data.Dataset.from_tensor_slices((images, labels))
+    result = run.fit(EASY, examples, None, np.ones(4, bool), len(labels))
+    losses = result.history["loss"]
+    assert 0 < result.satisfied_epoch == result.epochs_run < EASY.epochs
+    assert losses[-1] == 0.0 and result.history["active_triplets"][-1] == 0.0
+    assert all(loss > 0 for loss in losses[:-1])  # It stopped at the first satisfied epoch.
+    assert f"stopped after epoch {result.epochs_run}: the triplet loss was 0" in (
+        capsys.readouterr().out
+    )
+    kept_going = run.fit(
+        dataclasses.replace(EASY, stop_when_satisfied=False),
+        examples,
+        None,
+        np.ones(4, bool),
+        len(labels),
+    )
+    assert kept_going.epochs_run == EASY.epochs and kept_going.satisfied_epoch == 0
+
+
+def test_recalibration_moves_batch_norm_statistics_to_the_training_images():
+    images, labels = identical_images()
+    network = tf.keras.Sequential(
+        [
+            tf.keras.Input((8, 8, 1)),
+            tf.keras.layers.Conv2D(4, 3),
+            tf.keras.layers.BatchNormalization(),
+        ]
+    )
+    before = moving_mean_error(network, images)
+    batches = tf.data.Dataset.from_tensor_slices(images).shuffle(32, seed=0).repeat().batch(12)
+    assert satisfied.recalibrate_batch_norm(network, batches) == 1
+    after = moving_mean_error(network, images)
+    assert after < 0.1 * before
+    assert first_batch_norm(network).momentum == 0.99  # Training's momentum is back.
+    assert (
+        satisfied.recalibrate_batch_norm(tf.keras.Sequential([tf.keras.Input((2,))]), batches) == 0
+    )
