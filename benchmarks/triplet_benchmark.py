@@ -61,6 +61,7 @@ NOTEBOOK = dict(
     augment=False,
     early_stopping_patience=0,
     validation_fraction=0.0,  # The notebook trains on every train image, keeps the last epoch.
+    stop_when_satisfied=False,  # ... and runs all its epochs.
     mixed_precision="off",
 )
 
