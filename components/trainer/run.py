@@ -147,12 +147,12 @@ class EpochLogger(keras.callbacks.Callback):
         logs["learning_rate"] = self.current_learning_rate()
         line = (
             f"epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
-            f"active triplets {100 * logs.get('active_triplets', float('nan')):.1f}%"
+            f"active triplets {percent(logs.get('active_triplets', float('nan')))}"
         )
         if "val_loss" in logs:
             line += (
                 f", validation loss {logs['val_loss']:.4f}"
-                f" (active {100 * logs.get('val_active_triplets', float('nan')):.1f}%)"
+                f" (active {percent(logs.get('val_active_triplets', float('nan')))})"
             )
         if LOG_PREFIX + "map_at_r" in logs:
             line += (
@@ -166,6 +166,14 @@ class EpochLogger(keras.callbacks.Callback):
         # Printed like Keras's own verbose=2 epoch line (which this replaces), so it shows in
         # the CLI, the Trainer's log and a notebook whatever the logging set-up.
         print(line, flush=True)
+
+
+def percent(share: float) -> str:
+    """A share as a percentage; one under 0.1% but not 0 keeps two significant digits, so the
+    epoch line never shows a loss still teaching as 0.0% (satisfied.py stops at exactly 0)."""
+    if 0 < share < 0.001:
+        return f"{100 * share:.2g}%"
+    return f"{100 * share:.1f}%"
 
 
 @dataclasses.dataclass

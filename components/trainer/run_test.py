@@ -42,6 +42,13 @@ def test_weight_decay_shrinks_kernels_but_not_norms_or_biases():
     np.testing.assert_allclose(bias.numpy(), 1.0)
 
 
+def test_the_epoch_line_never_rounds_a_share_still_teaching_to_zero():
+    assert run.percent(0.379) == "37.9%"
+    assert run.percent(0.0) == "0.0%"
+    assert run.percent(0.000021) == "0.0021%"
+    assert run.percent(0.001) == "0.1%"
+
+
 def test_precision_policy():
     assert run.precision_policy("off") == "float32"
     assert run.precision_policy("bfloat16") == "mixed_bfloat16"
