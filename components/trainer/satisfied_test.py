@@ -1,6 +1,8 @@
 """Training stops once the triplet loss is satisfied, and batch norm is re-estimated."""
 
 import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -87,3 +89,33 @@ def test_recalibration_moves_batch_norm_statistics_to_the_training_images():
     assert (
         satisfied.recalibrate_batch_norm(tf.keras.Sequential([tf.keras.Input((2,))]), batches) == 0
     )
+
+
+MIRRORED = """
+import numpy as np
+import tensorflow as tf
+import components  # noqa: F401
+from components.trainer import satisfied
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    layers = tf.keras.layers
+    network = tf.keras.Sequential(
+        [tf.keras.Input((8, 8, 1)), layers.Conv2D(4, 3), layers.BatchNormalization()]
+    )
+images = np.random.default_rng(0).normal(3.0, 1.0, size=(64, 8, 8, 1)).astype(np.float32)
+batches = tf.data.Dataset.from_tensor_slices(images).repeat().batch(16)
+satisfied.recalibrate_batch_norm(network, batches)
+print("MOVED", bool(np.all(network.layers[-1].moving_mean.numpy() != 0)))
+"""
+
+
+def test_recalibration_updates_mirrored_batch_norm_variables():
+    """As `fit` calls it after training under MirroredStrategy (2+ GPUs): outside the strategy's
+    scope, on variables mirrored over two devices (here two logical CPUs)."""
+    done = subprocess.run(
+        [sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300
+    )
+    assert "MOVED True" in done.stdout, done.stderr[-2000:]
