@@ -306,8 +306,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.stop_when_satisfied,
         help="stop after an epoch with no active triplet (the loss is 0 on every training "
-        "batch, so more epochs would not change the weights) and re-estimate batch norm "
-        "(default: on)",
+        "batch, so more epochs would not change the weights) and re-estimate batch norm",
     )
     group.add_argument(
         "--validation-fraction",
