@@ -169,13 +169,13 @@ def kept_epoch_sentence(training: dict | None) -> str | None:
     """Which epoch the Trainer kept and why, from its training record (summary.json's
     `training`), as the console summary and the report both say it; None when it says nothing."""
     training = training or {}
-    satisfied = ""
-    if training.get("satisfied_epoch"):
-        satisfied = " (stopped there: the triplet loss was 0 on every training batch)"
+    satisfied = training.get("satisfied_epoch")
+    satisfied_why = "the triplet loss was 0 on every training batch"
     if training.get("no_validation_slice"):
         return (
-            f"Kept the last of {training.get('epochs_run')} epochs{satisfied}, no validation "
-            f"slice: {training['no_validation_slice']}"
+            f"Kept the last of {training.get('epochs_run')} epochs"
+            + (f" (stopped there: {satisfied_why})" if satisfied else "")
+            + f", no validation slice: {training['no_validation_slice']}"
         )
     selection = training.get("model_selection") or {}
     if not selection.get("kept_epoch"):
@@ -184,7 +184,8 @@ def kept_epoch_sentence(training: dict | None) -> str | None:
     held = training.get("validation_slice") or {}
     return (
         f"Kept epoch {selection['kept_epoch']} of {selection['epochs_run']}"
-        + (" (stopped early)" if selection.get("stopped_early") else satisfied)
+        + (" (stopped early)" if selection.get("stopped_early") else "")
+        + (f" (stopped after epoch {satisfied}: {satisfied_why})" if satisfied else "")
         + f": validation {selection['metric']} {value:.4f}"
         + f" on {held.get('images')} held-back train images (by {held.get('by')})"
     )

@@ -48,3 +48,20 @@ def test_the_summary_says_training_stopped_when_the_loss_was_satisfied():
         "Kept the last of 6 epochs (stopped there: the triplet loss was 0 on every training "
         "batch), no validation slice: 1433"
     )
+    selected = {
+        "validation_slice": {"by": "image", "images": 2000},
+        "epochs_run": 8,
+        "satisfied_epoch": 8,
+        "model_selection": {
+            "metric": "map_at_r",
+            "kept_epoch": 5,
+            "epochs_run": 8,
+            "stopped_early": False,
+            "kept_validation_metrics": {"map_at_r": 0.9},
+        },
+    }
+    (line,) = summary._selection_lines(selected)
+    assert line.startswith(
+        "Kept epoch 5 of 8 (stopped after epoch 8: the triplet loss was 0 on every training "
+        "batch): validation map_at_r 0.9000 on 2000"
+    )
