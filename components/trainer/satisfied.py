@@ -2,8 +2,8 @@
 
 The loss is satisfied when every triplet of every training batch in an epoch meets the margin
 (active triplets 0): no gradient flows, so more epochs leave the weights where they are and only
-move batch norm's running averages. Small, easy data gets there early (digits after 5-6 of 12
-epochs, a Yale fold after 2-3), and the rest of the step budget would be spent for nothing.
+move batch norm's running averages. Small, easy data gets there early (digits after 6 or 7 of 12
+epochs, a Yale fold after 2 to 4), and the rest of the step budget would be spent for nothing.
 Stopping sooner leaves those running averages less settled, so `recalibrate_batch_norm`
 re-estimates them from training batches before the network is exported.
 """
