@@ -26,6 +26,7 @@ from tfx.components.example_gen import base_example_gen_executor
 
 from components.example_gen import digits as digits_source
 from components.example_gen import readers, sources
+from components.example_gen.split_modes import DEFAULT_EVAL_FRACTION, Split
 from components.transform import preprocessing
 from pipeline import configs
 
@@ -119,9 +120,10 @@ def digits(
     return standardised("digits", train, train_y, test, test_y, GALLERY)
 
 
-def eval_identity(identity: str, eval_fraction: float = configs.DEFAULT_EVAL_FRACTION) -> bool:
+def eval_identity(identity: str, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> bool:
     """Whether ExampleGen's identity split (sources.output_config) puts `identity` in eval."""
-    config = sources.output_config(sources.FOLDER, eval_fraction, sources.SPLIT_BY_IDENTITY)
+    split = Split(eval_fraction, sources.SPLIT_BY_IDENTITY)
+    config = sources.output_config(sources.Dataset(identity, sources.FOLDER, split))
     buckets = [int(b) for b in np.cumsum([s.hash_buckets for s in config.split_config.splits])]
     example = readers.make_example(b"", identity)
     split = base_example_gen_executor._PartitionFn(  # TFX's own hash, exactly

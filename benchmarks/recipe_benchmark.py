@@ -17,7 +17,7 @@ yale-faces. Methods:
   default   HParams() defaults, validation slice and model selection included: what
             `siamese-tfx run` trains (changed with --set NAME=VALUE; --label names that row)
 Images are at --image-size (default 28, the pipeline's), decoded as Transform decodes them.
-Training runs components.trainer.run.fit on in-memory data (no TFX), as the Trainer does.
+Training runs components.trainer.fit.fit on in-memory data (no TFX), as the Trainer does.
 
 Metrics (components.evaluator.embedding_metrics): P@1 (gallery protocol: test queries against
 the train gallery; open protocol: leave-one-out within the test identities), MAP@R and EER

@@ -5,7 +5,7 @@
 
 Data: an MNIST-format folder (train-/t10k- IDX files, gzipped or not), Fashion-MNIST by default.
 Images are scaled to [0, 1] then standardised with the train split's pixel mean and standard
-deviation, as preprocessing_fn does. Training goes straight through components.trainer.run.fit
+deviation, as preprocessing_fn does. Training goes straight through components.trainer.fit.fit
 (the Trainer's own model, loss and input code) on in-memory tf.data streams, without TFX.
 
 Methods:
@@ -40,7 +40,7 @@ import components  # noqa: F401  (sets TF_USE_LEGACY_KERAS before tf.keras loads
 from benchmarks import retrieval
 from components.evaluator import embedding_metrics
 from components.example_gen import idx
-from components.trainer import data, run
+from components.trainer import data, fit, validation
 from components.trainer.hparams import HParams
 
 DEFAULT_DATA = "/usr/share/datasets/fashion-mnist"
@@ -116,17 +116,17 @@ def evaluate(train_emb, train_labels, test_emb, test_labels) -> dict:
     }
 
 
-def train_method(hparams: HParams, train_x, train_y) -> run.TrainResult:
-    """run.fit as the Trainer calls it: the same validation slice held back (if any)."""
+def train_method(hparams: HParams, train_x, train_y) -> fit.TrainResult:
+    """fit.fit as the Trainer calls it: the same validation slice held back (if any)."""
     vocabulary = [str(i) for i in range(int(train_y.max()) + 1)]
     counts = dict(zip(*np.unique(train_y.astype(str), return_counts=True), strict=True))
     trainable = data.trainable_mask({k: int(v) for k, v in counts.items()}, vocabulary)
     per_label_id = np.array([int(counts.get(name, 0)) for name in vocabulary])
     examples = tf.data.Dataset.from_tensor_slices((train_x, train_y))
-    split = run.hold_out_validation(
+    split = validation.hold_out_validation(
         hparams, examples, examples, vocabulary, per_label_id, trainable
     )
-    return run.fit(hparams, split.train, split.validation, split.trainable, split.train_images)
+    return fit.fit(hparams, split.train, split.validation, split.trainable, split.train_images)
 
 
 def parse_value(text: str):

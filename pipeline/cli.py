@@ -3,7 +3,10 @@
 import argparse
 import sys
 
+from components.example_gen.split_modes import Split
 from pipeline import configs, options
+from pipeline.kubeflow_settings import KubeflowTarget
+from pipeline.settings import PipelineSettings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,11 +64,31 @@ def build_parser() -> argparse.ArgumentParser:
         default=configs.DEFAULT_OUTPUT_DIR,
         help="the run's output dir (default %(default)s)",
     )
-    from pipeline import kubeflow_runner, predict  # Neither imports TensorFlow at import time.
+    add_compile_parser(commands)
+    from pipeline import predict  # No TensorFlow at import time.
 
-    kubeflow_runner.add_compile_parser(commands)
     predict.add_parser(commands)
     return parser
+
+
+def add_compile_parser(commands: argparse._SubParsersAction) -> None:
+    """`compile kubeflow`: KubeflowTarget's options, the baseline, then the shared ones."""
+    compile_parser = commands.add_parser(
+        "compile",
+        help="compile the pipeline for an orchestrator (kubeflow)",
+        description="Compile the pipeline for another orchestrator instead of running it here.",
+    )
+    targets = compile_parser.add_subparsers(dest="target", required=True)
+    kubeflow = targets.add_parser(
+        "kubeflow",
+        help="a Kubeflow Pipelines v2 spec (Trainer on GPUs, our container image)",
+        description="Compile the pipeline to a KFP v2 spec. Arguments after a bare `--` go to "
+        "Beam, after the runner's own, e.g. `-- --project=P --region=R --temp_location=gs://...` "
+        "for Dataflow. See kubeflow/README.md.",
+    )
+    options.add_settings(kubeflow, "where and on what it runs", KubeflowTarget)
+    options.add_settings(kubeflow, "pipeline", PipelineSettings, also=("baseline", "name"))
+    options.add_shared_options(kubeflow)
 
 
 def split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -85,19 +108,20 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline import predict
 
         return predict.main(args)
+    command = " ".join(filter(None, (args.command, getattr(args, "target", None))))
     try:  # Every option checked before anything heavy is imported or started.
-        settings = options.settings_from(args)
+        settings = options.pipeline_settings_from(args)
+        split = options.settings_from(args, Split)
         if args.command == "run":
-            options.check_data(args.data, settings.split_by)
+            options.check_data(args.data, split)
+        else:
+            dataset = options.dataset_from(args.data, args.data_format, split)
     except options.OptionError as error:  # One line names the option and the problem.
-        command = " ".join(filter(None, (args.command, getattr(args, "target", None))))
         print(f"siamese-tfx {command}: error: {error}", file=sys.stderr)
         return 1
     if args.command == "compile":
-        from pipeline import kubeflow_runner
-
-        return kubeflow_runner.compile_from_args(args, settings, beam_args)
-    return run_command(args, settings, beam_args)
+        return compile_command(args, settings, dataset, beam_args)
+    return run_command(args, settings, split, beam_args)
 
 
 def report_command(output_dir: str) -> int:
@@ -111,7 +135,26 @@ def report_command(output_dir: str) -> int:
     return 0
 
 
-def run_command(args: argparse.Namespace, settings: options.SharedSettings, beam_args) -> int:
+def compile_command(args, settings: PipelineSettings, dataset, beam_args) -> int:
+    """`siamese-tfx compile kubeflow`: 0 when written, 2 for paths or resources that cannot
+    work (the shared options, already checked, exit 1)."""
+    from pipeline import kubeflow_runner
+    from pipeline.kubeflow_settings import KubeflowConfigError
+
+    try:
+        target = options.settings_from(args, KubeflowTarget)
+        job = kubeflow_runner.compile_pipeline(settings, dataset, target, beam_args)
+    except (KubeflowConfigError, options.OptionError) as error:
+        print(f"siamese-tfx compile kubeflow: error: {error}", file=sys.stderr)
+        return 2
+    tasks = sorted(job["pipelineSpec"]["root"]["dag"]["tasks"])
+    print(f"Compiled {len(tasks)} steps ({', '.join(tasks)}) to {target.output}")
+    print(f"Image: {target.image}; pipeline root: {target.pipeline_root}")
+    print("Submit it with: python kubeflow/submit.py --host URL --package " + target.output)
+    return 0
+
+
+def run_command(args: argparse.Namespace, settings: PipelineSettings, split, beam_args) -> int:
     """`siamese-tfx run`: 0 blessed and pushed, 2 finished but not blessed, 1 failed."""
     from pipeline import console, run_lock
 
@@ -121,22 +164,17 @@ def run_command(args: argparse.Namespace, settings: options.SharedSettings, beam
             with console.run_console(log_path, args.verbose) as progress:
                 from pipeline import local_runner  # Heavy imports: their logging goes to the log.
 
-                run = local_runner.LocalRun(
-                    data=args.data,
-                    output_dir=args.output_dir,
-                    hparams=settings.hparams,
-                    blessing=settings.blessing,
-                    report_examples=settings.report_examples,
-                    eval_fraction=settings.eval_fraction,
-                    split_by=settings.split_by,
-                    serving=settings.serving,
-                    beam_args=[*configs.DEFAULT_BEAM_ARGS, *beam_args],
-                    pipeline_root=args.pipeline_root,
-                    serving_dir=args.serving_dir,
-                )
-                progress.count = local_runner.counter(run)
+                progress.count = local_runner.counter(args.output_dir, settings.name)
                 try:
-                    result = local_runner.run(run)
+                    result = local_runner.run(
+                        settings,
+                        args.data,
+                        split,
+                        args.output_dir,
+                        pipeline_root=args.pipeline_root,
+                        serving_dir=args.serving_dir,
+                        beam_args=[*configs.DEFAULT_BEAM_ARGS, *beam_args],
+                    )
                 except Exception as error:  # The traceback goes to the log, one line here.
                     logging_failure(error)
                     failed_in = progress.component or "the pipeline"

@@ -8,9 +8,6 @@ RUN_FN = "components.trainer.run.run_fn"
 
 DEFAULT_DATA = "digits"
 DEFAULT_OUTPUT_DIR = "runs/default"
-DEFAULT_EVAL_FRACTION = 0.2
-DEFAULT_REPORT_EXAMPLES = 5000
-DEFAULT_BASELINE = "served"  # components.baseline.choice: served, resolver or none.
 
 # The DirectRunner runs its workers in this process (in_memory) or as subprocesses of it
 # (multi_processing), where every dependency is installed. The container image flag, which
@@ -18,11 +15,11 @@ DEFAULT_BASELINE = "served"  # components.baseline.choice: served, resolver or n
 # packs TFX into an sdist for remote workers (~1.5 s each,
 # tfx.utils.dependency_utils.make_beam_dependency_flags).
 DIRECT_RUNNER_WORKERS_ARG = "--sdk_container_image=none"
-DEFAULT_BEAM_ARGS = [
+DEFAULT_BEAM_ARGS = (
     "--direct_running_mode=in_memory",
     "--direct_num_workers=1",
     DIRECT_RUNNER_WORKERS_ARG,
-]
+)
 
 
 def pipeline_root(output_dir: str) -> str:

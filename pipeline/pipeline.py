@@ -1,5 +1,7 @@
 """create_pipeline: the TFX DAG from raw images to a TF Serving model directory."""
 
+import dataclasses
+
 from tfx.components import (
     ExampleValidator,
     Pusher,
@@ -11,41 +13,35 @@ from tfx.components import (
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import pusher_pb2, trainer_pb2
 
+from components.anomaly_gate.component import AnomalyGate
 from components.baseline.choice import NONE, create_baseline
-from components.baseline.evaluator import Evaluator
-from components.evaluator.blessing import DEFAULT_BLESSING, Blessing
+from components.evaluator.component import Evaluator
 from components.evaluator.eval_config import create_eval_config
-from components.example_gen import sources
 from components.example_gen.component import create_example_gen
+from components.example_gen.split_modes import Dataset
 from components.reporting.component import EmbeddingReport
 from components.serving.component import ServingModel
-from components.serving.settings import ServingSettings
-from components.validation.anomaly_gate import AnomalyGate
 from pipeline import configs
+from pipeline.settings import PipelineSettings
 
 
 def create_pipeline(
+    settings: PipelineSettings,
     *,
-    pipeline_name: str,
-    pipeline_root: str,
-    data_dir: str,
-    data_format: str,
+    root: str,
+    data: Dataset,
     serving_dir: str,
-    hparams: dict,
-    blessing: Blessing = DEFAULT_BLESSING,
-    baseline: str = configs.DEFAULT_BASELINE,
-    report_examples: int = configs.DEFAULT_REPORT_EXAMPLES,
-    eval_fraction: float = configs.DEFAULT_EVAL_FRACTION,
-    split_by: str = "",
-    serving: ServingSettings | None = None,
-    beam_pipeline_args: list[str] | None = None,
+    beam_args: list[str] | tuple = (),
     metadata_connection_config=None,
     enable_cache: bool = True,
 ) -> Pipeline:
-    serving = serving or ServingSettings()
-    # "identity" (open set) or "image"; "" = the data format's default (split_modes.py).
-    split_by = sources.check_split_by(data_format, split_by)
-    example_gen = create_example_gen(data_dir, data_format, eval_fraction, split_by)
+    """The DAG over `data`, its artifacts under `root`, pushing into `serving_dir`.
+
+    Every component reads its part of `settings`; the runners add where things go and how
+    Beam runs (local_runner.py, kubeflow_runner.py).
+    """
+    hparams, serving = settings.hparams, settings.serving
+    example_gen = create_example_gen(data)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     # SchemaGen infers over every split (no exclude_splits), so a label domain it infers also
     # lists the eval identities that an identity split keeps out of train: ExampleValidator and
@@ -58,18 +54,19 @@ def create_pipeline(
     )
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
 
-    image_config = {"image_size": hparams["image_size"], "channels": hparams["channels"]}
     transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=configs.PREPROCESSING_FN,
-        custom_config=image_config,
+        custom_config={"image_size": hparams.image_size, "channels": hparams.channels},
         # Nothing reads Transform's own statistics: StatisticsGen already has the raw ones,
         # and TFDV over every transformed pixel cost seconds.
         disable_statistics=True,
     )
     transform.add_upstream_node(anomaly_gate)
 
+    # The validation slice the Trainer selects its epoch on is held back like the eval split.
+    trainer_hparams = dataclasses.replace(hparams, validation_by=data.split_by)
     trainer = Trainer(
         run_fn=configs.RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -77,32 +74,30 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=trainer_pb2.TrainArgs(splits=["train"]),
         eval_args=trainer_pb2.EvalArgs(splits=["eval"]),
-        # The validation slice the Trainer selects its epoch on is held back like the eval split.
-        custom_config={**hparams, "validation_by": split_by},
+        custom_config=trainer_hparams.to_config(),
     )
     report = EmbeddingReport(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
-        max_examples=report_examples,
+        max_examples=settings.report.report_examples,
     )
-    # The served model (default), the latest blessed one, or none; a first run has none and is
-    # judged by lower_bound only.
-    baseline_nodes, baseline_model = create_baseline(baseline, serving_dir)
+    # The served baseline (default), the latest blessed model, or none; a first run has none
+    # and is judged by the thresholds only.
+    baseline_nodes, baseline_model = create_baseline(settings.baseline, serving_dir)
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline_model,
         eval_config=create_eval_config(
-            blessing.lower_bound,
-            gating_metric=blessing.gating_metric,
-            max_regression=None if baseline == NONE else blessing.max_regression,
-            floor_margin=blessing.floor_margin,
-            reference_image=(hparams["image_size"], hparams["channels"]),
+            settings.blessing,
+            change_threshold=settings.baseline != NONE,
+            reference_image=(hparams.image_size, hparams.channels),
             far_targets=serving.far_targets(),
         ),
         example_splits=["eval"],
     )
-    # The pushed model: the Trainer's plus the threshold calibrated by the Evaluator and a gallery.
+    # The serving export: the Trainer's model plus the threshold calibrated by the Evaluator
+    # and a gallery.
     serving_model = ServingModel(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
@@ -111,15 +106,15 @@ def create_pipeline(
         settings=serving.to_json(),
     )
     pusher = Pusher(
-        model=serving_model.outputs["served_model"],
+        model=serving_model.outputs["serving_model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
         ),
     )
     return Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=pipeline_root,
+        pipeline_name=settings.name,
+        pipeline_root=root,
         components=[
             example_gen,
             statistics_gen,
@@ -136,5 +131,5 @@ def create_pipeline(
         ],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_pipeline_args or [],
+        beam_pipeline_args=list(beam_args),
     )

@@ -11,7 +11,10 @@ import os
 import re
 import sys
 
-SIGNATURES = {"embed": "serving_default", "verify": "verify", "identify": "identify"}
+from components import keys
+
+# The command's words for the served model's signatures.
+SIGNATURES = {"embed": keys.SERVING_DEFAULT, keys.VERIFY: keys.VERIFY, keys.IDENTIFY: keys.IDENTIFY}
 
 
 class PredictError(ValueError):
@@ -95,7 +98,7 @@ def _culprit(serve, paths, images) -> str:
 
     for path, image in zip(paths, images, strict=True):
         try:
-            serve(examples=_examples([image]))
+            serve(**{keys.EXAMPLES: _examples([image])})
         except tf.errors.InvalidArgumentError as error:
             reason = _reason(error)
             if "above the limit" not in reason:
@@ -109,7 +112,7 @@ def run(model_dir: str, signature: str, paths: list[str]) -> dict:
     import tensorflow as tf
 
     images = read_images(paths)
-    if signature == "verify" and len(images) % 2:
+    if SIGNATURES[signature] == keys.VERIFY and len(images) % 2:
         raise PredictError(f"verify takes pairs of images (A1 B1 A2 B2 ...), got {len(images)}")
     version_dir = model_version_dir(model_dir)
     model = tf.saved_model.load(version_dir)
@@ -120,14 +123,19 @@ def run(model_dir: str, signature: str, paths: list[str]) -> dict:
             f"--no-gallery?); it has {sorted(model.signatures)}"
         )
     function = model.signatures[name]
-    if signature == "verify":
-        inputs = {"examples_a": _examples(images[0::2]), "examples_b": _examples(images[1::2])}
+    if name == keys.VERIFY:
+        inputs = {
+            keys.EXAMPLES_A: _examples(images[0::2]),
+            keys.EXAMPLES_B: _examples(images[1::2]),
+        }
     else:
-        inputs = {"examples": _examples(images)}
+        inputs = {keys.EXAMPLES: _examples(images)}
     try:
         outputs = function(**inputs)
     except tf.errors.InvalidArgumentError:
-        raise PredictError(_culprit(model.signatures["serving_default"], paths, images)) from None
+        raise PredictError(
+            _culprit(model.signatures[keys.SERVING_DEFAULT], paths, images)
+        ) from None
     values = {key: to_json_value(tensor) for key, tensor in sorted(outputs.items())}
     return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
 

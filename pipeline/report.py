@@ -62,7 +62,7 @@ def metrics_rows(summary: dict) -> list[list]:
         if blessing.get("max_regression") is not None:
             bounds.append(f"no more than {blessing['max_regression']} below baseline")
         thresholds[blessing["gating_metric"]] = "; ".join(bounds)
-    if blessing.get("floor_margin") is not None:
+    if blessing.get("floor", True) and blessing.get("floor_margin") is not None:
         thresholds[em.MAP_AT_R_GAIN] = (
             f">= {blessing['floor_margin']} (floor: map_at_r above raw pixels)"
         )

@@ -7,7 +7,6 @@ import textwrap
 
 import tensorflow as tf
 import tensorflow_data_validation as tfdv
-import tensorflow_model_analysis as tfma
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
@@ -15,17 +14,19 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.utils import path_utils, proto_utils
 
+from components import keys
 from components.baseline import choice
 from components.evaluator import embedding_metrics as em
+from components.evaluator import results
 from components.evaluator.blessing import FLOOR_METRIC, Blessing
-from components.serving import serving_model
-from components.trainer.run import TRAINING_RECORD
+from components.serving import export
+from components.trainer import record
 from pipeline import report
 
 COMPLETE, CACHED = "COMPLETE", "CACHED"
 # What the baseline was, by the component that supplied it.
 BASELINE_NAMES = {
-    choice.SERVED_MODEL_ID: "served baseline",
+    choice.SERVED_BASELINE_ID: "served baseline",
     choice.RESOLVER_ID: "latest blessed baseline",
 }
 
@@ -106,7 +107,7 @@ def dataset_summary(
         dataset = stats.datasets[0]
         counts[split] = int(dataset.num_examples)
         for feature in dataset.features:
-            if feature.path.step == ["label"]:
+            if feature.path.step == [keys.LABEL]:
                 identities[split] = int(feature.string_stats.unique)
     return {
         "name": name,
@@ -140,30 +141,6 @@ def eval_split(store, run_context) -> dict:
     return {}
 
 
-def model_selection(model_run_uri: str) -> dict | None:
-    """The Trainer's training.json: the validation slice and the epoch kept (or None)."""
-    path = os.path.join(model_run_uri, TRAINING_RECORD)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
-
-
-def evaluation_metrics(evaluation_uri: str) -> tuple[dict, dict]:
-    """(candidate metrics, baseline metrics) of the overall slice, name -> value."""
-    candidate, baseline = {}, {}
-    for metrics in tfma.load_metrics(evaluation_uri):
-        if metrics.slice_key.single_slice_keys:
-            continue
-        for item in metrics.metric_keys_and_values:
-            key, value = item.key, item.value
-            if key.is_diff or not value.HasField("double_value"):
-                continue
-            target = baseline if key.model_name == tfma.BASELINE_KEY else candidate
-            target[key.name] = value.double_value.value
-    return candidate, baseline
-
-
 def baseline_name(components: dict) -> str:
     """'served baseline', 'latest blessed baseline' or 'baseline', from the run's components."""
     return next((BASELINE_NAMES[c] for c in components if c in BASELINE_NAMES), "baseline")
@@ -176,35 +153,33 @@ def blessing_reasons(
     baseline: dict,
     baseline_kind: str = "baseline",
 ) -> list:
-    """Why the model was or was not blessed, in words."""
+    """Why the model was or was not blessed, in words: each gate with its value and the
+    Evaluator's verdict (TFMA's validation result; nothing is judged again here)."""
+    failures = results.failed_gates(evaluation_uri)
+    failed = {(f.metric_key.name, f.metric_key.is_diff) for f in failures}
+    reasons = []
+    for failure in failures:
+        name = failure.metric_key.name + (
+            " change vs baseline" if failure.metric_key.is_diff else ""
+        )
+        threshold = failure.metric_threshold
+        kind = "change threshold" if threshold.HasField("change_threshold") else "lower bound"
+        value_text = f"{failure.metric_value.double_value.value:.4f}"
+        detail = f": {failure.message}" if failure.message else ""
+        reasons.append(f"{name} = {value_text} fails the {kind}{detail}")
     metric = blessing.gating_metric
     value = metrics.get(metric)
-    validation = tfma.load_validation_result(evaluation_uri)
-    reasons = []
-    for per_slice in validation.metric_validations_per_slice:
-        for failure in per_slice.failures:
-            name = failure.metric_key.name + (
-                " change vs baseline" if failure.metric_key.is_diff else ""
-            )
-            threshold = failure.metric_threshold
-            kind = "change threshold" if threshold.HasField("change_threshold") else "lower bound"
-            value_text = f"{failure.metric_value.double_value.value:.4f}"
-            detail = f": {failure.message}" if failure.message else ""
-            reasons.append(f"{name} = {value_text} fails the {kind}{detail}")
     if value is not None and blessing.lower_bound is not None:
-        ok = value >= blessing.lower_bound
-        reasons.append(
-            f"{metric} = {value:.4f} {'>=' if ok else '<'} lower bound {blessing.lower_bound}"
-        )
-    reasons += floor_reasons(blessing, metrics)
+        verdict = "<" if (metric, False) in failed else ">="
+        reasons.append(f"{metric} = {value:.4f} {verdict} lower bound {blessing.lower_bound}")
+    reasons += floor_reasons(blessing, metrics, failed)
     if value is not None and metric in baseline:
         change = value - baseline[metric]
-        allowed = blessing.max_regression
-        verdict = "within" if allowed is None or change >= -allowed else "beyond"
+        verdict = "beyond" if (metric, True) in failed else "within"
         reasons.append(
             f"{metric}: candidate {value:.4f} vs {baseline_kind} "
             f"{baseline[metric]:.4f} (change {change:+.4f}, {verdict} the allowed "
-            f"regression {allowed})"
+            f"regression {blessing.max_regression})"
         )
     elif value is not None:
         reasons.append(f"no {baseline_kind} yet: judged by the thresholds only")
@@ -216,7 +191,7 @@ def serving_summary(outputs: dict) -> dict | None:
     served = outputs.get("ServingModel", {}).get("Model")
     if not served:
         return None
-    return serving_model.read_calibration(path_utils.serving_model_dir(served[-1].uri))
+    return export.read_calibration(path_utils.serving_model_dir(served[-1].uri))
 
 
 def format_serving(serving: dict | None) -> str:
@@ -231,14 +206,13 @@ def format_serving(serving: dict | None) -> str:
     return "\n".join([text, *(f"  - {note}" for note in serving.get("notes", []))])
 
 
-def floor_reasons(blessing: Blessing, metrics: dict) -> list[str]:
+def floor_reasons(blessing: Blessing, metrics: dict, failed: set) -> list[str]:
     """The floor's verdict: the model against the raw-pixel reference on the eval split."""
-    reference = metrics.get(em.REFERENCE_MAP_AT_R)
-    if blessing.floor_margin is None or reference is None:
+    reference, gain = metrics.get(em.REFERENCE_MAP_AT_R), metrics.get(em.MAP_AT_R_GAIN)
+    if blessing.floor_gain is None or reference is None or gain is None:
         return []
     value = metrics.get(FLOOR_METRIC, math.nan)
-    gain = value - reference
-    ok = gain >= blessing.floor_margin
+    ok = (em.MAP_AT_R_GAIN, False) not in failed
     verdict = "learned more than" if ok else "does not beat"
     return [
         f"{FLOOR_METRIC} = {value:.4f} vs {reference:.4f} for raw pixels (gain {gain:+.4f}, "
@@ -259,7 +233,7 @@ def component_count(metadata_path: str, pipeline_name: str, component: str) -> s
         per_split = ", ".join(f"{split} {count}" for split, count in counts.items())
         return f"{sum(counts.values())} examples: {per_split}"
     if "ModelEvaluation" in outputs:
-        metrics, _ = evaluation_metrics(outputs["ModelEvaluation"][-1].uri)
+        metrics, _ = results.evaluation_metrics(outputs["ModelEvaluation"][-1].uri)
         blessed = outputs.get("ModelBlessing") and _custom(outputs["ModelBlessing"][-1], "blessed")
         return f"{len(metrics)} metrics, {'blessed' if blessed else 'not blessed'}"
     if "PushedModel" in outputs:
@@ -301,7 +275,7 @@ def build_summary(
         summary["dataset"] = dataset_summary(stats.uri, splits, dataset_name, disjoint)
     if "ModelEvaluation" in artifacts:
         uri = artifacts["ModelEvaluation"][-1].uri
-        summary["metrics"], summary["baseline_metrics"] = evaluation_metrics(uri)
+        summary["metrics"], summary["baseline_metrics"] = results.evaluation_metrics(uri)
         summary["blessing_reasons"] = blessing_reasons(
             uri,
             blessing,
@@ -318,7 +292,7 @@ def build_summary(
         if type_name in artifacts:
             summary["artifacts"][key] = artifacts[type_name][-1].uri
     if "ModelRun" in artifacts:
-        summary["training"] = model_selection(artifacts["ModelRun"][-1].uri)
+        summary["training"] = record.read_training_record(artifacts["ModelRun"][-1].uri)
     if "ModelBlessing" in artifacts:
         summary["blessed"] = bool(_custom(artifacts["ModelBlessing"][-1], "blessed", 0))
     if "PushedModel" in artifacts:

@@ -9,6 +9,12 @@ from sklearn.datasets import load_digits
 
 from components.example_gen import idx
 
+# The pipeline's steps, as the console, ML Metadata and the compiled KFP spec name them.
+UPSTREAM = ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate")
+UPSTREAM += ("Transform",)
+TRAINING = ("ServedBaseline", "Trainer", "EmbeddingReport", "Evaluator", "ServingModel", "Pusher")
+COMPONENTS = frozenset(UPSTREAM + TRAINING)
+
 
 def write_identity_folders(root, per_identity=30, identities=10):
     """Digits as ROOT/<digit>/<n>.png|jpg|gif|pgm, mixing formats, grey and RGB."""

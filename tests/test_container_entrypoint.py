@@ -1,6 +1,6 @@
 """pipeline.container_entrypoint on executor inputs shaped as open-source KFP's driver shapes them.
 
-system.* titles, empty instance_schema, inputs without split_names; a real step (ServedModel) run
+system.* titles, empty instance_schema, inputs without split_names; a real step (ServedBaseline) run
 as its pod runs it, exiting 0 with its outputs and metadata written, and 1 on an error.
 """
 
@@ -15,8 +15,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
 from tfx.types import standard_artifacts
 
-from components.baseline.baseline_test import save_model
-from components.baseline.served_model import ServedModel
+from components.baseline.served_baseline import ServedBaseline
+from components.baseline.served_baseline_test import save_model
 from pipeline import container_entrypoint
 
 STANDARD = "tfx.types.standard_artifacts."
@@ -114,7 +114,7 @@ def run_entrypoint(args: list[str], workdir) -> subprocess.CompletedProcess:
 def test_a_step_runs_as_its_pod_and_exits_0_with_its_outputs_written(tmp_path):
     serving = tmp_path / "serving"
     save_model(str(serving / "3"), 3.0)
-    executor = ServedModel.EXECUTOR_SPEC.executor_class
+    executor = ServedBaseline.EXECUTOR_SPEC.executor_class
     uri = str(tmp_path / "out" / "model")
     invocation = {
         "inputs": {"parameterValues": {"serving_dir": str(serving)}},

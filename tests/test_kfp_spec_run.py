@@ -14,18 +14,16 @@ import kfp_driver
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import write_digits_subset
+from conftest import TRAINING, UPSTREAM, write_digits_subset
 from sklearn.datasets import load_digits
 
+from components.evaluator import results
 from components.evaluator.blessing import Blessing
 from components.example_gen import readers
 from pipeline import cli, summary
 
 pytestmark = pytest.mark.e2e
 
-UPSTREAM = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomalyGate"]
-UPSTREAM += ["Transform"]
-TRAINING = ["ServedModel", "Trainer", "EmbeddingReport", "Evaluator", "ServingModel", "Pusher"]
 HPARAMS = ["--image-size", "16", "--epochs", "3", "--min-training-steps", "0"]
 HPARAMS += ["--identities-per-batch", "10"]
 HPARAMS += ["--images-per-identity", "4", "--lower-bound", "0.2", "--report-examples", "80"]
@@ -43,7 +41,7 @@ def constant(spec: dict, task: str, name: str):
 def localised(spec: dict, data: str, serving: str) -> dict:
     """The spec with its bucket paths pointed at local folders (pods would read the bucket)."""
     constant(spec, "ExampleGen", "input_base")["constant"] = data
-    constant(spec, "ServedModel", "serving_dir")["constant"] = serving
+    constant(spec, "ServedBaseline", "serving_dir")["constant"] = serving
     push = constant(spec, "Pusher", "push_destination")
     destination = json.loads(push["constant"])
     destination["filesystem"]["base_directory"] = serving
@@ -94,7 +92,7 @@ def test_every_task_runs_its_container_and_the_model_is_blessed_and_pushed(spec_
     spec, serving, first, versions, _ = spec_runs
     assert set(first.states) == set(spec["root"]["dag"]["tasks"])
     assert set(first.states.values()) == {"COMPLETE"}
-    assert metadata(first, "ServedModel", "model")["found"] == 0  # Nothing served yet.
+    assert metadata(first, "ServedBaseline", "model")["found"] == 0  # Nothing served yet.
     assert metadata(first, "Evaluator", "blessing")["blessed"] == 1
     pushed = metadata(first, "Pusher", "pushed_model")
     assert pushed["pushed"] == 1 and len(versions) == 1
@@ -127,12 +125,12 @@ def test_rerun_compares_a_worse_model_with_the_served_one_and_does_not_push(spec
     _, serving, first, versions, worse = spec_runs
     assert {task: worse.states[task] for task in UPSTREAM} == dict.fromkeys(UPSTREAM, "CACHED")
     assert {task: worse.states[task] for task in TRAINING} == dict.fromkeys(TRAINING, "COMPLETE")
-    served = metadata(worse, "ServedModel", "model")
+    served = metadata(worse, "ServedBaseline", "model")
     assert served["found"] == 1 and served["served_version"] == versions[0]
     (evaluation,) = worse.produced["Evaluator"]["evaluation"]
-    candidate, baseline = summary.evaluation_metrics(evaluation["uri"])
+    candidate, baseline = results.evaluation_metrics(evaluation["uri"])
     (good,) = first.produced["Evaluator"]["evaluation"]
-    good_metrics, _ = summary.evaluation_metrics(good["uri"])
+    good_metrics, _ = results.evaluation_metrics(good["uri"])
     # The baseline evaluated is the served model: the first run's metrics again.
     assert baseline["map_at_r"] == pytest.approx(good_metrics["map_at_r"])
     assert candidate["map_at_r"] < baseline["map_at_r"] - 0.01

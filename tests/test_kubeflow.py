@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+from conftest import COMPONENTS
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from components.example_gen import idx
-from pipeline import cli, kubeflow_runner
+from pipeline import cli, kubeflow_settings
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKERFILE = kfp_driver.DOCKERFILE
@@ -38,20 +39,6 @@ DATA = "gs://siamese-bucket/datasets/mnist"
 # Given after `--`: they follow the runner's own flags, and Beam keeps the last of a repeated flag,
 # so the pods here run Beam in-process.
 BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
-COMPONENTS = {
-    "ExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "ExampleValidator",
-    "AnomalyGate",
-    "Transform",
-    "Trainer",
-    "EmbeddingReport",
-    "ServedModel",
-    "Evaluator",
-    "ServingModel",
-    "Pusher",
-}
 # `--baseline resolver`: the Resolver compiles to two query tasks only Vertex AI runs.
 RESOLVER_TASKS = {
     "LatestBlessedModelResolver-model-resolver",
@@ -173,12 +160,14 @@ def test_every_component_runs_our_image_with_our_entrypoint_and_no_resolver(comp
         assert list(executor.container.command) == ["python", "-m", ENTRYPOINT], label
     # What is served changes between runs, so the baseline step is never taken from the cache.
     tasks = spec["root"]["dag"]["tasks"]
-    assert not tasks["ServedModel"].get("cachingOptions", {}).get("enableCache")
+    assert not tasks["ServedBaseline"].get("cachingOptions", {}).get("enableCache")
     assert tasks["Trainer"]["cachingOptions"]["enableCache"] is True
     push = json.loads(task_constant(spec, "Pusher", "push_destination"))
-    assert task_constant(spec, "ServedModel", "serving_dir") == push["filesystem"]["base_directory"]
+    assert (
+        task_constant(spec, "ServedBaseline", "serving_dir") == push["filesystem"]["base_directory"]
+    )
     evaluator = tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]
-    assert evaluator["taskOutputArtifact"]["producerTask"] == "ServedModel"
+    assert evaluator["taskOutputArtifact"]["producerTask"] == "ServedBaseline"
 
 
 def test_resolver_baseline_is_kept_for_vertex_ai(tmp_path, serving_dir):
@@ -187,7 +176,7 @@ def test_resolver_baseline_is_kept_for_vertex_ai(tmp_path, serving_dir):
     with open(output) as f:
         spec = yaml.safe_load(f)
     tasks = set(spec["root"]["dag"]["tasks"])
-    assert tasks == (COMPONENTS - {"ServedModel"}) | RESOLVER_TASKS
+    assert tasks == (COMPONENTS - {"ServedBaseline"}) | RESOLVER_TASKS
     executors = spec["deploymentSpec"]["executors"]
     assert {label for label, e in executors.items() if "resolver" in e} == {
         f"{name}_executor" for name in RESOLVER_TASKS
@@ -291,7 +280,7 @@ def test_json_output_is_a_pipeline_job_and_flags_drop_gpus_and_baseline(tmp_path
         job = json_format.Parse(f.read(), pipeline_spec_pb2.PipelineJob())
     assert job.runtime_config.gcs_output_directory == PIPELINE_ROOT
     spec = json_format.MessageToDict(job.pipeline_spec)
-    assert set(spec["root"]["dag"]["tasks"]) == COMPONENTS - {"ServedModel"}  # no baseline
+    assert set(spec["root"]["dag"]["tasks"]) == COMPONENTS - {"ServedBaseline"}  # no baseline
     trainer = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
     assert "accelerator" not in trainer["resources"]
     assert all(
@@ -354,11 +343,11 @@ def test_malformed_values_are_usage_errors(tmp_path, capsys, serving_dir, flag, 
 
 
 def test_memory_and_cpu_quantities():
-    assert kubeflow_runner.parse_memory("16Gi") == pytest.approx(16 * GIB)
-    assert kubeflow_runner.parse_memory("512Mi") == pytest.approx(0.536871)
-    assert kubeflow_runner.parse_memory("8") == 8.0
-    assert kubeflow_runner.parse_cpu("500m") == 0.5
-    assert kubeflow_runner.DATA_FORMATS == ("idx", "folder", "tfrecord")
+    assert kubeflow_settings.parse_memory("16Gi") == pytest.approx(16 * GIB)
+    assert kubeflow_settings.parse_memory("512Mi") == pytest.approx(0.536871)
+    assert kubeflow_settings.parse_memory("8") == 8.0
+    assert kubeflow_settings.parse_cpu("500m") == 0.5
+    assert kubeflow_settings.DATA_FORMATS == ("idx", "folder", "tfrecord")
 
 
 # --- Steps run as their pods run them ---------------------------------------------------------

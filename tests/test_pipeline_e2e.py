@@ -15,34 +15,19 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import COMPONENTS, UPSTREAM
 from PIL import Image
 
+from components import example_io
 from components.evaluator import embedding_metrics as em
 from components.example_gen import images, readers
-from components.reporting import embed
 from components.serving import component as serving_component
-from components.serving import image_guard_test, serving_model
+from components.serving import export, image_guard_test
 from components.serving.settings import ServingSettings
 from pipeline import cli, report
 
 pytestmark = pytest.mark.e2e
 
-UPSTREAM = {
-    "ExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "ExampleValidator",
-    "AnomalyGate",
-    "Transform",
-}
-COMPONENTS = UPSTREAM | {
-    "Trainer",
-    "EmbeddingReport",
-    "ServedModel",
-    "Evaluator",
-    "ServingModel",
-    "Pusher",
-}
 ARGS = [
     "--image-size",
     "16",
@@ -192,7 +177,7 @@ def eval_split(output_dir):
     """(examples uri, serialized raw examples, identity names) of the eval split (not in the
     gallery)."""
     (examples_uri,) = glob.glob(os.path.join(output_dir, "tfx", "ExampleGen", "examples", "*"))
-    records = [r.numpy() for r in embed.read_split(examples_uri, "eval")]
+    records = [r.numpy() for r in example_io.read_split(examples_uri, "eval")]
     labels = [
         tf.train.Example.FromString(r).features.feature["label"].bytes_list.value[0].decode()
         for r in records
@@ -204,7 +189,7 @@ def test_pushed_model_verifies_at_the_calibrated_threshold(runs):
     output_dir, (_, summary), *_ = runs
     model = tf.saved_model.load(summary["pushed_model_dir"])  # as TF Serving loads it
     assert set(model.signatures) == {"serving_default", "verify", "identify"}
-    calibration = serving_model.read_calibration(summary["pushed_model_dir"])
+    calibration = export.read_calibration(summary["pushed_model_dir"])
     threshold = summary["metrics"][em.threshold_name(1e-3)]
     assert calibration["far"] == 1e-3 and calibration["threshold"] == pytest.approx(threshold)
     assert summary["serving"]["threshold"] == calibration["threshold"]
@@ -284,7 +269,7 @@ def test_second_run_hits_the_cache(runs):
     _, (_, first), (code, second), _ = runs
     assert code == 0
     assert second["run_id"] != first["run_id"]
-    cached = UPSTREAM | {"Trainer", "EmbeddingReport"}
+    cached = {*UPSTREAM, "Trainer", "EmbeddingReport"}
     assert {c: second["components"][c] for c in cached} == dict.fromkeys(cached, "CACHED")
     # Same model: the Evaluator re-checks it against itself, the model served now.
     assert second["metrics"] == pytest.approx(first["metrics"], nan_ok=True)

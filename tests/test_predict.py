@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from components.serving.export_test import _export, data  # noqa: F401 (fixture)
 from components.serving.image_guard_test import png_declaring
-from components.serving.serving_model_test import _export, data  # noqa: F401 (fixture)
 from pipeline import cli
 
 

@@ -1,10 +1,10 @@
 """Which model the Evaluator compares a candidate against: `served`, `resolver` or `none`.
 
-served (default): ServedModel, the newest version under the serving dir, on any orchestrator
+served (default): ServedBaseline, the newest version under the serving dir, on any orchestrator
   (local, open-source KFP, Vertex AI).
 resolver: TFX's LatestBlessedModelResolver over ML Metadata; it compiles to KFP `resolver`
   executors that only Vertex AI Pipelines runs.
-none: no baseline; the lower bound alone decides.
+none: no baseline; the thresholds alone decide.
 
 TFX is imported only where the nodes are built: the command line reads the choices before
 anything heavy is imported.
@@ -12,14 +12,8 @@ anything heavy is imported.
 
 SERVED, RESOLVER, NONE = "served", "resolver", "none"
 BASELINES = (SERVED, RESOLVER, NONE)
-SERVED_MODEL_ID = "ServedModel"
+SERVED_BASELINE_ID = "ServedBaseline"
 RESOLVER_ID = "LatestBlessedModelResolver"
-
-
-def check_baseline(baseline: str) -> str:
-    if baseline not in BASELINES:
-        raise ValueError(f"baseline must be one of {', '.join(BASELINES)}, got {baseline!r}")
-    return baseline
 
 
 def create_baseline(baseline: str, serving_dir: str) -> tuple[list, object | None]:
@@ -30,11 +24,10 @@ def create_baseline(baseline: str, serving_dir: str) -> tuple[list, object | Non
     )
     from tfx.types import Channel, standard_artifacts
 
-    from components.baseline.served_model import ServedModel
+    from components.baseline.served_baseline import ServedBaseline
 
-    check_baseline(baseline)
     if baseline == SERVED:
-        served = ServedModel(serving_dir=serving_dir).with_id(SERVED_MODEL_ID)
+        served = ServedBaseline(serving_dir=serving_dir).with_id(SERVED_BASELINE_ID)
         return [served], served.outputs["model"]
     if baseline == RESOLVER:
         resolver = Resolver(
@@ -47,11 +40,11 @@ def create_baseline(baseline: str, serving_dir: str) -> tuple[list, object | Non
 
 
 def uncached(pipeline_ir) -> None:
-    """Turns the cache off for ServedModel in a compiled TFX IR (what is served changes).
+    """Turns the cache off for ServedBaseline in a compiled TFX IR (what is served changes).
 
     The step has no inputs and a constant parameter, so a cache would hand back the model that
     was served when it first ran.
     """
     for node in pipeline_ir.nodes:
-        if node.pipeline_node.node_info.id == SERVED_MODEL_ID:
+        if node.pipeline_node.node_info.id == SERVED_BASELINE_ID:
             node.pipeline_node.execution_options.caching_options.enable_cache = False

@@ -1,1 +1,1 @@
-"""Custom TFMA metrics for the stock TFX Evaluator."""
+"""The Evaluator: embedding metrics (NumPy and TFMA), the blessing gates, their results."""

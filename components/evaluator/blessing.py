@@ -19,41 +19,57 @@ No TensorFlow here: the command line validates these before starting anything.
 import dataclasses
 
 from components.evaluator import embedding_metrics as em
-from components.settings import SettingError, check_choice, check_float
+from components.settings import SettingError, check_fields, from_config, setting
 
-DEFAULT_GATING_METRIC = em.PRECISION_AT_1
-DEFAULT_LOWER_BOUND = 0.5  # Value threshold on the gating metric.
-DEFAULT_MAX_REGRESSION = 0.01  # Largest allowed drop of the gating metric vs the baseline.
-DEFAULT_FLOOR_MARGIN = 0.02  # map_at_r must beat the raw-pixel reference by this much.
 FLOOR_METRIC = em.MAP_AT_R
 
 
 @dataclasses.dataclass(frozen=True)
 class Blessing:
-    gating_metric: str = DEFAULT_GATING_METRIC
-    lower_bound: float | None = DEFAULT_LOWER_BOUND
-    max_regression: float | None = DEFAULT_MAX_REGRESSION
-    # None: no floor; otherwise the least gain of map_at_r over the raw-pixel reference.
-    floor_margin: float | None = DEFAULT_FLOOR_MARGIN
+    """The Evaluator's gates; each field's range and help are written once, in the field."""
+
+    gating_metric: str = setting(
+        em.PRECISION_AT_1, "eval metric that decides the blessing", choices=em.gating_metric_names()
+    )
+    # Every gating metric is a rate in [0, 1]. None: this gate is off.
+    lower_bound: float | None = setting(
+        0.5,
+        "bless (and push) only when the gating metric is at least this",
+        low=0.0,
+        high=1.0,
+        optional=True,
+    )
+    max_regression: float | None = setting(
+        0.01,
+        "refuse a model whose gating metric is more than this below the baseline's (the model "
+        "served now; the first run is judged by the other thresholds only)",
+        low=0.0,
+        high=1.0,
+        optional=True,
+    )
+    floor: bool = setting(True, "compare the model with the raw-pixel reference")
+    # The least gain of map_at_r over the raw-pixel reference.
+    floor_margin: float = setting(
+        0.02,
+        "refuse a model whose map_at_r does not beat raw pixels (the no-learning reference, on "
+        "the same eval images) by at least this",
+        low=-1.0,
+        high=1.0,
+    )
 
     def __post_init__(self):
-        check_choice("gating_metric", self.gating_metric, em.gating_metric_names())
-        # Every gating metric is a rate in [0, 1].
-        if self.lower_bound is not None:
-            check_float("lower_bound", self.lower_bound, 0.0, 1.0)
-        if self.max_regression is not None:
-            check_float("max_regression", self.max_regression, 0.0, 1.0)
-        if self.floor_margin is not None:
-            check_float("floor_margin", self.floor_margin, -1.0, 1.0)
-        if self.lower_bound is None and self.max_regression is None and self.floor_margin is None:
+        check_fields(self)
+        if self.lower_bound is None and self.max_regression is None and not self.floor:
             raise SettingError("lower_bound", None, "set a lower bound, a regression or a floor")
+
+    @property
+    def floor_gain(self) -> float | None:
+        """The least map_at_r gain over raw pixels the floor requires; None without a floor."""
+        return self.floor_margin if self.floor else None
 
     def to_config(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_config(cls, config: dict | None) -> "Blessing":
-        return cls(**(config or {}))
-
-
-DEFAULT_BLESSING = Blessing()
+        return from_config(cls, config, "blessing settings")

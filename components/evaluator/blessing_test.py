@@ -28,8 +28,9 @@ def test_out_of_range_values_are_refused(field, value):
 
 def test_something_must_gate_and_each_gate_may_be_off():
     with pytest.raises(SettingError, match="set a lower bound"):
-        Blessing(lower_bound=None, max_regression=None, floor_margin=None)
-    assert Blessing(lower_bound=None, max_regression=None).floor_margin == 0.02
+        Blessing(lower_bound=None, max_regression=None, floor=False)
+    assert Blessing(lower_bound=None, max_regression=None).floor_gain == 0.02
+    assert Blessing(floor=False).floor_gain is None
     assert Blessing.from_config(Blessing().to_config()) == Blessing()
     with pytest.raises(AttributeError):
         Blessing().lower_bound = 0.1  # Frozen.

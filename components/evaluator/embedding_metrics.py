@@ -51,6 +51,8 @@ Verification (pairs of eval items; a pair is positive when both share an identit
   * mean_positive_distance, mean_negative_distance over the pair set, and
     distance_gap = mean_negative_distance - mean_positive_distance (about 0 for a
     collapsed embedding).
+  * positive_pairs, negative_pairs: how many pairs of each kind were evaluated, so a reader
+    of the metrics (ServingModel's calibration) knows which FARs they can measure.
   * Pair distances are ties when within `TIE_TOLERANCE` of each other (chained).
   * No positive or no negative pair -> those metrics are NaN.
 
@@ -82,6 +84,18 @@ EER = "eer"
 MEAN_POSITIVE_DISTANCE = "mean_positive_distance"
 MEAN_NEGATIVE_DISTANCE = "mean_negative_distance"
 DISTANCE_GAP = "distance_gap"
+# How many pairs of each kind the verification metrics were measured on: a FAR f is measurable
+# only with 1/f negative pairs or more (ServingSettings.calibration_far).
+POSITIVE_PAIRS = "positive_pairs"
+NEGATIVE_PAIRS = "negative_pairs"
+# Summaries of the pair set, not rates: never a gating metric.
+PAIR_SUMMARY_NAMES = (
+    MEAN_POSITIVE_DISTANCE,
+    MEAN_NEGATIVE_DISTANCE,
+    DISTANCE_GAP,
+    POSITIVE_PAIRS,
+    NEGATIVE_PAIRS,
+)
 # The no-learning reference (raw pixels) and the model's map_at_r gain over it: emitted by the
 # TFMA wrapper when it is given the image size, for the blessing floor.
 REFERENCE_MAP_AT_R = "reference_map_at_r"
@@ -126,9 +140,7 @@ def verification_metric_names(far_targets: Sequence[float] = DEFAULT_FAR_TARGETS
         EER,
         *(val_name(far) for far in far_targets),
         *(threshold_name(far) for far in far_targets),
-        MEAN_POSITIVE_DISTANCE,
-        MEAN_NEGATIVE_DISTANCE,
-        DISTANCE_GAP,
+        *PAIR_SUMMARY_NAMES,
     ]
 
 
@@ -144,7 +156,7 @@ def metric_names(
     return names
 
 
-_NOT_GATEABLE = {EER, MEAN_POSITIVE_DISTANCE, MEAN_NEGATIVE_DISTANCE, DISTANCE_GAP}
+_NOT_GATEABLE = {EER, *PAIR_SUMMARY_NAMES}
 
 
 def gating_metric_names(
@@ -467,13 +479,14 @@ def _mean(values: np.ndarray) -> float:
 
 def _verification(emb, codes, max_pairs, seed, far_targets) -> dict[str, float]:
     names = verification_metric_names(far_targets)
+    result = dict.fromkeys(names, float("nan"))
     if not np.isfinite(emb).all():
-        return dict.fromkeys(names, float("nan"))
+        return result
     first, second = _pairs(emb, codes, max_pairs, seed)
     dist = pair_distances(emb, first, second)
     same = codes[first] == codes[second]
     pos, neg = dist[same], dist[~same]
-    result = dict.fromkeys(names, float("nan"))
+    result[POSITIVE_PAIRS], result[NEGATIVE_PAIRS] = float(pos.size), float(neg.size)
     if pos.size and neg.size:
         points = roc_points(pos, neg)  # one sort serves every verification metric
         result[ROC_AUC] = _auc_from_points(*points[1:])

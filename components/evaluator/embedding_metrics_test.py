@@ -99,6 +99,7 @@ def _verification_oracle(pos, neg, far_targets):
     result["mean_positive_distance"] = sum(pos) / len(pos)
     result["mean_negative_distance"] = sum(neg) / len(neg)
     result["distance_gap"] = result["mean_negative_distance"] - result["mean_positive_distance"]
+    result[em.POSITIVE_PAIRS], result[em.NEGATIVE_PAIRS] = len(pos), len(neg)
     return result
 
 
@@ -196,6 +197,8 @@ def test_hand_checked_values():
         "mean_positive_distance": 8 / 3,
         "mean_negative_distance": 11 / 6,
         "distance_gap": 11 / 6 - 8 / 3,
+        "positive_pairs": 3,
+        "negative_pairs": 3,
     }
     assert list(got) == list(expected)
     _assert_close(got, expected)
@@ -285,6 +288,8 @@ def test_pair_sampling():
         (a, b) for a in range(60) for b in range(a + 1, 60) if labels[a] == labels[b]
     }
     assert same.sum() == n_pos
+    counted = em.verification_metrics(emb, labels, max_pairs=2 * n_pos + 10)
+    assert counted[em.POSITIVE_PAIRS] == n_pos and counted[em.NEGATIVE_PAIRS] == n_pos + 10
     # Too many positives: half the budget each.
     two = np.repeat([0, 1], 30)
     i, j = em.verification_pairs(rng.normal(size=(60, 3)), two, max_pairs=1000, seed=1)
@@ -335,6 +340,8 @@ def test_names_and_errors():
         "mean_positive_distance",
         "mean_negative_distance",
         "distance_gap",
+        "positive_pairs",
+        "negative_pairs",
     ]
     assert em.val_name(0.0015) == "val_at_far_1.5e-3"
     emb = [[0.0], [0.1], [5.0], [5.1]]

@@ -21,69 +21,64 @@ from collections.abc import Mapping, Sequence
 
 import tensorflow_model_analysis as tfma
 
+from components import keys
 from components.evaluator import embedding_metrics as em
+from components.evaluator.blessing import Blessing
 from components.evaluator.embedding_metrics import gating_metric_names
 from components.evaluator.tfma_embedding_metrics import emitted_names
 
 METRICS_MODULE = "components.evaluator.tfma_embedding_metrics"
 METRICS_CLASS = "EmbeddingMetrics"
-PRECISION_AT_1 = em.PRECISION_AT_1
 CANDIDATE_MODEL = tfma.CANDIDATE_KEY  # "candidate"
 BASELINE_MODEL = tfma.BASELINE_KEY  # "baseline"
 INFERENCE_BATCH_SIZE = 256  # eval examples per call of the serving signature
 
 
 def create_eval_config(
-    lower_bound: float | None = None,
+    blessing: Blessing,
     *,
-    gating_metric: str = PRECISION_AT_1,
-    max_regression: float | None = None,
     with_baseline: bool = False,
+    change_threshold: bool = True,
     extra_thresholds: Mapping[str, tfma.MetricThreshold] | None = None,
     recall_at_k: Sequence[int] = em.DEFAULT_RECALL_AT_K,
     max_pairs: int = em.DEFAULT_MAX_PAIRS,
     seed: int = em.DEFAULT_SEED,
     far_targets: Sequence[float] = em.DEFAULT_FAR_TARGETS,
-    floor_margin: float | None = None,
     reference_image: tuple[int, int] | None = None,
 ) -> tfma.EvalConfig:
-    """Blesses a model whose `gating_metric` on the eval split passes the thresholds.
+    """Blesses a model whose gating metric on the eval split passes `blessing`'s gates.
+
+    The Blessing has checked its own values; this checks only what depends on the metric
+    options here.
 
     Args:
-      lower_bound: the gating metric must be >= this.
-      gating_metric: one of `gating_metric_names(recall_at_k, far_targets)`.
-      max_regression: if set, the candidate's gating metric may be at most this much (absolute)
-        below the baseline model's; only applies when a baseline model is evaluated.
+      blessing: the gates: lower bound and maximum regression on the gating metric (the
+        regression only applies when a baseline model is evaluated), and the raw-pixel floor.
       with_baseline: declare a 'candidate' and a 'baseline' (is_baseline) model spec.
+      change_threshold: False leaves the maximum regression out (no baseline is ever given).
       extra_thresholds: more thresholds, metric name -> tfma.MetricThreshold, on any emitted
         key (also lower-is-better ones such as eer with an upper_bound). Each becomes its own
         MetricConfig; TFMA shares the one combiner between them.
       recall_at_k, max_pairs, seed, far_targets: EmbeddingMetrics options.
-      floor_margin: if set, map_at_r must beat the raw-pixel reference by at least this
-        (a lower bound on map_at_r_gain_over_reference).
       reference_image: (image_size, channels) the raw-pixel reference decodes the eval images
-        at, as the model's preprocessing does; required with floor_margin.
-    At least one of lower_bound / max_regression / floor_margin is required.
+        at, as the model's preprocessing does; required with a floor.
     """
+    lower_bound, floor_margin = blessing.lower_bound, blessing.floor_gain
+    max_regression = blessing.max_regression if change_threshold else None
+    gating_metric = blessing.gating_metric
     if floor_margin is not None and not reference_image:
-        raise ValueError("floor_margin needs reference_image=(image_size, channels)")
+        raise ValueError("a blessing floor needs reference_image=(image_size, channels)")
     reference_size, reference_channels = reference_image or (0, 1)
     names = emitted_names(recall_at_k, far_targets, reference_size)
     if gating_metric not in gating_metric_names(recall_at_k, far_targets):
         raise ValueError(
-            f"gating_metric must be one of {gating_metric_names(recall_at_k, far_targets)}, "
-            f"got {gating_metric!r}"
+            f"gating metric {gating_metric!r} is not emitted with these options; choose from "
+            f"{gating_metric_names(recall_at_k, far_targets)}"
         )
-    if lower_bound is None and max_regression is None and floor_margin is None:
-        raise ValueError(
-            "set lower_bound, max_regression and/or floor_margin: nothing would gate the model"
-        )
-    if max_regression is not None and max_regression < 0:
-        raise ValueError(f"max_regression must be >= 0, got {max_regression}")
     extra_thresholds = dict(extra_thresholds or {})
     if floor_margin is not None:
         if em.MAP_AT_R_GAIN in extra_thresholds:
-            raise ValueError(f"floor_margin already sets the {em.MAP_AT_R_GAIN} threshold")
+            raise ValueError(f"the floor already sets the {em.MAP_AT_R_GAIN} threshold")
         floor = tfma.MetricThreshold()
         floor.value_threshold.lower_bound.value = float(floor_margin)
         extra_thresholds[em.MAP_AT_R_GAIN] = floor
@@ -140,9 +135,9 @@ def _model_spec(name: str = "", is_baseline: bool = False) -> tfma.ModelSpec:
     return tfma.ModelSpec(
         name=name,
         is_baseline=is_baseline,
-        signature_name="serving_default",
-        label_key="label",
-        prediction_key="embedding",
+        signature_name=keys.SERVING_DEFAULT,
+        label_key=keys.LABEL,
+        prediction_key=keys.EMBEDDING,
         # Fixed batches: Beam's adaptive batching settled on ~40 examples a call, each call
         # parsing, decoding and embedding (10,000 Fashion-MNIST eval images: 133 calls).
         inference_batch_size=INFERENCE_BATCH_SIZE,

@@ -10,7 +10,19 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_specs, metric_types
 
 from components.evaluator import embedding_metrics as em
+from components.evaluator.blessing import Blessing
 from components.evaluator.eval_config import create_eval_config, gating_metric_names
+
+
+def gates(lower=None, regression=None, floor=None, metric="precision_at_1") -> Blessing:
+    """A Blessing with only the gates given (floor: its margin)."""
+    return Blessing(
+        gating_metric=metric,
+        lower_bound=lower,
+        max_regression=regression,
+        floor=floor is not None,
+        floor_margin=0.02 if floor is None else floor,
+    )
 
 
 def _value(lower=None, upper=None) -> tfma.MetricThreshold:
@@ -35,8 +47,8 @@ def _thresholds(config: tfma.EvalConfig) -> dict:
 
 
 def test_positional_lower_bound_gates_precision_at_1():
-    config = create_eval_config(0.7)
-    assert config == create_eval_config(lower_bound=0.7, gating_metric="precision_at_1")
+    config = create_eval_config(gates(0.7))
+    assert config == create_eval_config(Blessing(lower_bound=0.7, max_regression=None, floor=False))
     (spec,) = config.model_specs
     assert (spec.name, spec.label_key, spec.prediction_key) == ("", "label", "embedding")
     (metric,) = config.metrics_specs[0].metrics
@@ -54,9 +66,7 @@ def test_positional_lower_bound_gates_precision_at_1():
 
 def test_thresholds_resolve_to_emitted_keys():
     config = create_eval_config(
-        0.4,
-        gating_metric="map_at_r",
-        max_regression=0.01,
+        gates(0.4, 0.01, metric="map_at_r"),
         with_baseline=True,
         extra_thresholds={"eer": _value(upper=0.2), "val_at_far_1e-3": _value(lower=0.5)},
     )
@@ -83,7 +93,7 @@ def test_thresholds_resolve_to_emitted_keys():
 def test_metrics_spec_thresholds_do_not_match_post_export_keys():
     """Why extra_thresholds uses MetricConfigs: MetricsSpec.thresholds keys carry
     example_weighted=None, the emitted keys example_weighted=False ("Metric not found")."""
-    config = create_eval_config(0.5)
+    config = create_eval_config(gates(0.5))
     config.metrics_specs[0].thresholds["map_at_r"].CopyFrom(_value(lower=0.1))
     (spec_key,) = [k for k in _thresholds(config) if k.name == "map_at_r"]
     assert spec_key.example_weighted is None
@@ -93,7 +103,7 @@ def test_metrics_spec_thresholds_do_not_match_post_export_keys():
 
 def test_first_run_without_baseline_drops_the_change_threshold():
     """The TFX Evaluator passes has_baseline=False, rubber_stamp=True when no baseline exists."""
-    config = create_eval_config(0.3, max_regression=0.01, with_baseline=True)
+    config = create_eval_config(gates(0.3, 0.01), with_baseline=True)
     config = tfma.utils.update_eval_config_with_defaults(
         config, has_baseline=False, rubber_stamp=True
     )
@@ -111,30 +121,37 @@ def test_gating_metric_names():
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    "metric, kwargs",
     [
-        {},  # Nothing would gate.
-        {"lower_bound": 0.5, "gating_metric": "eer"},  # Lower is better: not a lower bound.
-        {"lower_bound": 0.5, "gating_metric": "recall_at_3"},  # Not emitted.
-        {"lower_bound": 0.5, "max_regression": -0.01},
-        {"lower_bound": 0.5, "extra_thresholds": {"recall_at_3": _value(lower=0.1)}},
-        {"lower_bound": 0.5, "extra_thresholds": {"precision_at_1": _value(lower=0.1)}},
+        ("precision_at_1", {"extra_thresholds": {"recall_at_3": _value(lower=0.1)}}),
+        ("precision_at_1", {"extra_thresholds": {"precision_at_1": _value(lower=0.1)}}),
+        ("val_at_far_1e-3", {"far_targets": (0.05,)}),  # The gating metric is not emitted...
+        ("recall_at_1", {"recall_at_k": (5,)}),  # ... nor here.
     ],
 )
-def test_rejects_bad_arguments(kwargs):
+def test_rejects_options_the_gates_cannot_use(metric, kwargs):
     with pytest.raises(ValueError):
-        create_eval_config(**kwargs)
+        create_eval_config(gates(0.5, metric=metric), **kwargs)
+
+
+def test_the_blessing_checks_its_own_values():
+    """What the gates may be is the Blessing's rule, checked once, when it is made."""
+    from components.settings import SettingError
+
+    for bad in ({}, {"lower": 0.5, "metric": "eer"}, {"lower": 0.5, "regression": -0.01}):
+        with pytest.raises(SettingError):
+            gates(**bad)
 
 
 def test_regression_only_gate():
-    config = create_eval_config(max_regression=0.02, gating_metric="roc_auc", with_baseline=True)
+    config = create_eval_config(gates(regression=0.02, metric="roc_auc"), with_baseline=True)
     threshold = config.metrics_specs[0].metrics[0].threshold
     assert not threshold.HasField("value_threshold")
     assert threshold.change_threshold.absolute.value == -0.02
 
 
 def test_floor_gates_the_gain_over_raw_pixels_with_the_margin():
-    config = create_eval_config(0.5, floor_margin=0.02, reference_image=(28, 1))
+    config = create_eval_config(gates(0.5, floor=0.02), reference_image=(28, 1))
     gate, floor = config.metrics_specs[0].metrics
     assert json.loads(floor.config)["name"] == em.MAP_AT_R_GAIN
     assert floor.threshold == _value(lower=0.02)
@@ -145,11 +162,11 @@ def test_floor_gates_the_gain_over_raw_pixels_with_the_margin():
     thresholds = _thresholds(config)
     assert any(key.name == em.MAP_AT_R_GAIN for key in thresholds)
     # The floor alone may gate; without the image size there is no reference to compare with.
-    only_floor = create_eval_config(floor_margin=0.0, reference_image=(16, 3))
+    only_floor = create_eval_config(gates(floor=0.0), reference_image=(16, 3))
     assert [json.loads(m.config)["name"] for m in only_floor.metrics_specs[0].metrics] == [
         "precision_at_1",
         em.MAP_AT_R_GAIN,
     ]
     assert not only_floor.metrics_specs[0].metrics[0].HasField("threshold")
     with pytest.raises(ValueError, match="reference_image"):
-        create_eval_config(0.5, floor_margin=0.02)
+        create_eval_config(gates(0.5, floor=0.02))

@@ -21,6 +21,7 @@ from tfx.utils import proto_utils
 
 from components.evaluator import embedding_metrics as em
 from components.evaluator.eval_config import create_eval_config
+from components.evaluator.eval_config_test import gates
 
 MODULE = "components.evaluator.tfma_embedding_metrics"
 
@@ -139,7 +140,7 @@ def test_reported_metrics_equal_numpy_and_gate_several_keys(setup):
     expected = em.embedding_metrics(setup["embeddings"]["good"], setup["labels"], max_pairs=300)
     assert 0.5 < expected["map_at_r"] < 0.95 and expected["roc_auc"] < 1.0
     config = create_eval_config(
-        expected["precision_at_1"] - 0.05,
+        gates(expected["precision_at_1"] - 0.05),
         max_pairs=300,
         extra_thresholds={
             "map_at_r": tfma.MetricThreshold(
@@ -168,7 +169,7 @@ def test_reported_metrics_equal_numpy_and_gate_several_keys(setup):
     "candidate, want_ok", [("bad", False), ("good", True)], ids=["regression", "no_regression"]
 )
 def test_change_threshold_against_baseline(setup, candidate, want_ok):
-    config = create_eval_config(0.0, max_regression=0.01, with_baseline=True)
+    config = create_eval_config(gates(0.0, 0.01), with_baseline=True)
     metrics, failures = _run(
         setup, f"baseline_{candidate}", config, {"candidate": candidate, "baseline": "good"}
     )
@@ -220,7 +221,7 @@ def test_tfx_evaluator_blocks_a_regression(setup):
     """The pipeline's path. The first run without a baseline (change threshold dropped) is
     covered by eval_config_test.test_first_run_without_baseline_drops_the_change_threshold."""
     bad = em.precision_at_one(setup["embeddings"]["bad"], setup["labels"])
-    config = create_eval_config(bad - 0.05, max_regression=0.01, with_baseline=True)
+    config = create_eval_config(gates(bad - 0.05, 0.01), with_baseline=True)
     blessed, failures = _tfx_evaluate(setup, "regression_tfx", "bad", "good", config)
     # Not blessed because of the baseline only: the lower bound alone passes.
     assert not blessed and failures == [("precision_at_1", "candidate", True, "")]
@@ -283,7 +284,7 @@ def test_floor_compares_with_raw_pixels_read_from_the_eval_examples(setup):
     }
     assert gains["bad"] < gains["good"] - 0.1
     margin = (gains["good"] + gains["bad"]) / 2
-    config = create_eval_config(0.0, floor_margin=margin, reference_image=(4, 1))
+    config = create_eval_config(gates(0.0, floor=margin), reference_image=(4, 1))
     for name, want_blessed in (("good", True), ("bad", False)):
         blessed, failures = _tfx_evaluate(setup, f"floor_{name}", name, None, config)
         assert blessed == want_blessed

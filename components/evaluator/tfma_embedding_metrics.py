@@ -33,7 +33,7 @@ Example, verified with TFMA 0.47.1 (see components/evaluator/eval_config.py):
 
 The blessing floor's reference (`"reference_image_size": S` and `"reference_channels": C` in
 the config; 0 = none): the combiner also reads each eval example's encoded image feature
-(`preprocessing.IMAGE_KEY`), decodes it as the model's preprocessing does (at S x S, capped
+(`keys.IMAGE`), decodes it as the model's preprocessing does (at S x S, capped
 at REFERENCE_MAX_SIZE to keep the vectors small), flattens and L2-normalises it, and emits
 reference_map_at_r (map_at_r of those raw-pixel vectors, the score of no learning at all) and
 map_at_r_gain_over_reference (the model's map_at_r minus it). Both models of a baseline run
@@ -54,7 +54,7 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.proto import config_pb2
 
 from components.evaluator import embedding_metrics as em
-from components.transform.preprocessing import IMAGE_KEY
+from components.keys import IMAGE as IMAGE_KEY
 
 __all__ = ["EmbeddingMetrics"]
 

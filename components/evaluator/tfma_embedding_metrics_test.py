@@ -147,7 +147,7 @@ def test_raw_pixel_reference_keeps_images_with_their_labels_across_merges(monkey
     import tensorflow as tf
 
     from components.evaluator import tfma_embedding_metrics
-    from components.transform.preprocessing import IMAGE_KEY
+    from components.keys import IMAGE as IMAGE_KEY
 
     monkeypatch.setattr(tfma_embedding_metrics, "_DECODE_BATCH", 4)  # Several decode batches.
     rng = np.random.default_rng(1)

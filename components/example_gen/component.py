@@ -4,18 +4,17 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from components.example_gen import executor, sources
+from components.example_gen.split_modes import Dataset
 
 
-def create_example_gen(
-    data_dir: str, data_format: str, eval_fraction: float, split_by: str = ""
-) -> FileBasedExampleGen:
-    """An ExampleGen over `data_dir`; its driver fingerprints the input files for caching.
+def create_example_gen(dataset: Dataset) -> FileBasedExampleGen:
+    """An ExampleGen over `dataset.path`; its driver fingerprints the input files for caching.
 
-    `split_by` ("image" or "identity"; "" = the format's default) is explained in sources.py.
+    The split (by image or by identity, split_modes.py) is explained in sources.py.
     """
     return FileBasedExampleGen(
-        input_base=data_dir,
-        input_config=sources.input_config(data_format),
-        output_config=sources.output_config(data_format, eval_fraction, split_by),
+        input_base=dataset.path,
+        input_config=sources.input_config(dataset.format),
+        output_config=sources.output_config(dataset),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor.Executor),
     ).with_id("ExampleGen")

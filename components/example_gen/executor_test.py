@@ -12,6 +12,8 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components.example_gen import executor, readers, sources
+from components.example_gen.split_modes import Split
+from components.settings import SettingError
 
 
 def write_identity_folders(root, per_identity: int, identities: int):
@@ -37,7 +39,9 @@ def run_example_gen(data_dir: str, output_dir: str, eval_fraction: float, split_
             sources.input_config(data_format)
         ),
         standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(
-            sources.output_config(data_format, eval_fraction, split_by)
+            sources.output_config(
+                sources.Dataset(data_dir, data_format, Split(eval_fraction, split_by))
+            )
         ),
         standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
     }
@@ -88,8 +92,10 @@ def test_an_eval_split_too_small_to_evaluate_stops_example_gen(tmp_path):
 
 
 def test_idx_data_keeps_its_files_as_splits():
-    with pytest.raises(ValueError, match="IDX.*keeps its train/t10k files"):
-        sources.output_config(sources.IDX, 0.2, "identity")
-    assert sources.output_config(sources.IDX, 0.2) == example_gen_pb2.Output()
-    with pytest.raises(ValueError, match="split_by must be one of"):
-        sources.output_config(sources.FOLDER, 0.2, "person")
+    with pytest.raises(SettingError, match="IDX.*keeps its train/t10k files"):
+        sources.Dataset("/data", sources.IDX, Split(0.2, "identity"))
+    assert sources.output_config(sources.Dataset("/data", sources.IDX)) == example_gen_pb2.Output()
+    with pytest.raises(SettingError, match="choose from image, identity"):
+        Split(0.2, "person")
+    with pytest.raises(SettingError, match="> 0 and < 1"):
+        Split(1.0)

@@ -7,6 +7,7 @@ import apache_beam as beam
 import tensorflow as tf
 from PIL import Image
 
+from components import keys
 from components.example_gen import idx, sources
 from components.example_gen.images import ImageFileError, check_png_or_jpeg, example_image_bytes
 
@@ -21,8 +22,8 @@ def make_example(image: bytes, label: str) -> tf.train.Example:
     return tf.train.Example(
         features=tf.train.Features(
             feature={
-                "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
-                "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
+                keys.IMAGE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+                keys.LABEL: tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
             }
         )
     )
@@ -127,10 +128,10 @@ def check_raw_record(file_and_record: tuple[str, bytes]) -> tf.train.Example:
     except Exception as e:
         raise ImageFileError(f"{path}: record is not a tf.train.Example: {e}") from e
     features = example.features.feature
-    for name in ("image", "label"):
+    for name in (keys.IMAGE, keys.LABEL):
         if name not in features or not features[name].bytes_list.value:
             raise ImageFileError(f"{path}: a record lacks the bytes feature '{name}'")
-    check_png_or_jpeg(path, features["image"].bytes_list.value[0])
+    check_png_or_jpeg(path, features[keys.IMAGE].bytes_list.value[0])
     return example
 
 

@@ -13,6 +13,7 @@ import os
 import tensorflow as tf
 from tfx.proto import example_gen_pb2
 
+from components import keys
 from components.example_gen.dataset_check import (  # noqa: F401 (re-exported)
     DIGITS,
     FOLDER,
@@ -27,12 +28,11 @@ from components.example_gen.split_modes import (  # noqa: F401 (re-exported)
     SPLIT_BY,
     SPLIT_BY_IDENTITY,
     SPLIT_BY_IMAGE,
-    check_split_by,
+    Dataset,
     default_split_by,
 )
-from components.transform import preprocessing
 
-PARTITION_FEATURE = preprocessing.LABEL_KEY  # The raw identity feature hashed by identity.
+PARTITION_FEATURE = keys.LABEL  # The raw identity feature hashed by identity.
 
 
 @contextlib.contextmanager
@@ -86,16 +86,12 @@ def input_config(data_format: str) -> example_gen_pb2.Input:
     return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern=pattern)])
 
 
-def output_config(
-    data_format: str, eval_fraction: float, split_by: str = ""
-) -> example_gen_pb2.Output:
+def output_config(dataset: Dataset) -> example_gen_pb2.Output:
     """Keeps IDX train/t10k files as they are; hash-splits the other formats by image or by
     identity (see the module docstring)."""
-    split_by = check_split_by(data_format, split_by)
-    if data_format in (IDX, DIGITS):
+    if dataset.format in (IDX, DIGITS):
         return example_gen_pb2.Output()
-    if not 0.0 < eval_fraction < 1.0:
-        raise ValueError(f"eval fraction must be between 0 and 1, got {eval_fraction}")
+    eval_fraction = dataset.eval_fraction
     buckets = 100
     eval_buckets = max(1, round(eval_fraction * buckets))
     split_config = example_gen_pb2.SplitConfig(
@@ -104,6 +100,7 @@ def output_config(
             example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=eval_buckets),
         ]
     )
-    if split_by == SPLIT_BY_IDENTITY:  # A oneof: set only to hash a feature, not the example.
+    # A oneof: set only to hash a feature, not the example.
+    if dataset.split_by == SPLIT_BY_IDENTITY:
         split_config.partition_feature_name = PARTITION_FEATURE
     return example_gen_pb2.Output(split_config=split_config)

@@ -9,18 +9,19 @@ import os
 import tempfile
 
 import numpy as np
-import tensorflow as tf
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.types.artifact import Artifact
 from tfx.utils import path_utils
 
+from components import example_io, files
 from components.evaluator import embedding_metrics as em
-from components.reporting import embed, figures, projector
+from components.reporting import figures, projector
+from components.reporting.settings import ReportSettings
 
-REPORT_EXAMPLES = 5000  # Eval examples embedded for the figures and the projector.
 FAR_TARGET = 1e-3
+DEFAULT_REPORT_EXAMPLES = ReportSettings().report_examples
 
 
 class EmbeddingReportArtifact(Artifact):
@@ -99,24 +100,13 @@ def EmbeddingReport(  # noqa: N802 (TFX component)
     model: InputArtifact[standard_artifacts.Model],
     examples: InputArtifact[standard_artifacts.Examples],
     report: OutputArtifact[EmbeddingReportArtifact],
-    max_examples: Parameter[int] = REPORT_EXAMPLES,
+    max_examples: Parameter[int] = DEFAULT_REPORT_EXAMPLES,
 ):
     """Figures and projector files of the candidate model on (up to) the eval split."""
-    records = embed.read_split(examples.uri, "eval", max_examples)
-    embeddings, labels, images = embed.embed_examples(
+    records = example_io.read_split(examples.uri, "eval", max_examples)
+    embeddings, labels, images = example_io.embed_examples(
         path_utils.serving_model_path(model.uri), records, thumbnails=max_examples
     )
     with tempfile.TemporaryDirectory() as local:  # Matplotlib writes local files only.
         write_report(embeddings, labels, images, local)
-        copy_tree(local, report.uri)
-
-
-def copy_tree(source: str, destination: str) -> None:
-    """Copies a local folder to any filesystem TensorFlow can write (local, gs://, ...)."""
-    for directory, _, names in os.walk(source):
-        target = os.path.join(destination, os.path.relpath(directory, source))
-        tf.io.gfile.makedirs(target)
-        for name in names:
-            tf.io.gfile.copy(
-                os.path.join(directory, name), os.path.join(target, name), overwrite=True
-            )
+        files.copy_tree(local, report.uri)

@@ -1,0 +1,1 @@
+"""ServingModel: the serving export (verify, identify, the calibrated threshold, a gallery)."""

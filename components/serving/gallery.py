@@ -10,8 +10,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from components import example_io
 from components.example_gen import readers, sources
-from components.reporting import embed
 
 CENTROIDS = "centroids"
 
@@ -71,7 +71,7 @@ def cap(embeddings, labels, max_entries: int, seed: int = 0):
 
 def build_gallery(model_dir: str, records: tf.data.Dataset, mode: str, max_entries: int):
     """(embeddings, identities, note) of `records` embedded with the model at model_dir."""
-    embeddings, labels, _ = embed.embed_examples(model_dir, records)
+    embeddings, labels, _ = example_io.embed_examples(model_dir, records)
     if mode == CENTROIDS:
         embeddings, labels = centroids(embeddings, labels)
     return cap(embeddings, labels, max_entries)

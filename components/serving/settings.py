@@ -6,7 +6,7 @@ No TensorFlow here: the command line validates these before its heavy imports.
 import dataclasses
 import json
 
-from components.settings import check_choice, check_float, check_int
+from components.settings import SettingError, check_fields, from_config, setting
 
 GALLERY_MODES = ("images", "centroids")
 TRAIN_SPLIT_GALLERY = ""  # `gallery` value meaning: the pipeline's own train split.
@@ -17,21 +17,49 @@ FALLBACK_FARS = (1e-3, 1e-2, 1e-1)
 
 @dataclasses.dataclass(frozen=True)
 class ServingSettings:
-    far: float = 1e-3  # Target false accept rate of `verify` / `identify`'s `known`.
-    top_k: int = 5  # Nearest gallery entries `identify` returns.
-    gallery: str = TRAIN_SPLIT_GALLERY  # "" = train split; else a dataset path (any format).
-    with_gallery: bool = True  # False: no gallery, no `identify` signature.
-    gallery_mode: str = "images"  # One entry per image, or one L2-normalised centroid per identity.
-    max_gallery: int = 100_000  # Entries kept; larger galleries are cut with a warning.
-    max_image_pixels: int = 16_000_000  # Served images declaring more pixels are refused.
+    """ServingModel's settings; each field's range and help are written once, in the field."""
+
+    far: float = setting(
+        1e-3,
+        "false accept rate at which the verify/identify threshold is calibrated on the eval "
+        "split's pairs; falls back to a larger FAR when there are too few pairs",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        high_open=True,
+    )
+    top_k: int = setting(5, "nearest gallery entries identify returns", low=1)
+    gallery: str = setting(
+        TRAIN_SPLIT_GALLERY,
+        "dataset (any --data format) whose identities identify searches; default: the train split",
+        metavar="PATH",
+        exclusive="gallery",
+    )
+    with_gallery: bool = setting(
+        True,
+        "no gallery: the served model has no identify signature",
+        flag="--no-gallery",
+        off_switch=True,
+        exclusive="gallery",
+    )
+    gallery_mode: str = setting(
+        "images",
+        "one gallery entry per image, or one mean embedding per identity (centroids)",
+        choices=GALLERY_MODES,
+    )
+    max_gallery: int = setting(
+        100_000, "most gallery entries kept; more are cut to a random subset with a warning", low=1
+    )
+    max_image_pixels: int = setting(
+        16_000_000,
+        "the served model refuses images whose header declares more pixels, before decoding them",
+        low=1,
+    )
 
     def __post_init__(self):
-        check_float("far", self.far, 0.0, 1.0, low_open=True, high_open=True)
-        check_choice("gallery_mode", self.gallery_mode, GALLERY_MODES)
-        for name in ("top_k", "max_gallery", "max_image_pixels"):
-            check_int(name, getattr(self, name), 1)
+        check_fields(self)
         if self.gallery and not self.with_gallery:
-            raise ValueError(f"gallery {self.gallery!r} given but with_gallery is False")
+            raise SettingError("with_gallery", True, f"--gallery {self.gallery} asks for one")
 
     def far_targets(self) -> tuple[float, ...]:
         """FARs the Evaluator reports a threshold for: the target, then the fallbacks above it."""
@@ -47,9 +75,4 @@ class ServingSettings:
 
     @classmethod
     def from_json(cls, text: str) -> "ServingSettings":
-        config = json.loads(text) if text else {}
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(config) - names
-        if unknown:
-            raise ValueError(f"unknown serving settings {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**config)
+        return from_config(cls, json.loads(text) if text else {}, "serving settings")

@@ -9,7 +9,7 @@ float32 [batch, D], L2-normalised. The model that gets pushed wraps this one wit
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.transform import preprocessing
+from components import keys
 
 
 def export_serving_model(
@@ -22,17 +22,17 @@ def export_serving_model(
     module.network_variables = list(embedding_network.variables)
     module.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
-    image_spec = {preprocessing.IMAGE_KEY: raw_spec[preprocessing.IMAGE_KEY]}
+    image_spec = {keys.IMAGE: raw_spec[keys.IMAGE]}
 
     # No AutoGraph: nothing here branches on tensors, and converting the Keras layers' code
     # takes seconds.
     @tf.function(
-        input_signature=[tf.TensorSpec([None], tf.string, name="examples")], autograph=False
+        input_signature=[tf.TensorSpec([None], tf.string, name=keys.EXAMPLES)], autograph=False
     )
     def serve_examples(examples):
         raw_features = tf.io.parse_example(examples, image_spec)
         transformed = module.tft_layer(raw_features)
-        embedding = embedding_network(transformed[preprocessing.IMAGE_KEY], training=False)
-        return {"embedding": tf.cast(embedding, tf.float32)}
+        embedding = embedding_network(transformed[keys.IMAGE], training=False)
+        return {keys.EMBEDDING: tf.cast(embedding, tf.float32)}
 
-    tf.saved_model.save(module, export_dir, signatures={"serving_default": serve_examples})
+    tf.saved_model.save(module, export_dir, signatures={keys.SERVING_DEFAULT: serve_examples})

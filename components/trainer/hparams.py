@@ -13,10 +13,11 @@ import dataclasses
 
 from components.evaluator import embedding_metrics as em
 from components.example_gen.split_modes import SPLIT_BY
-from components.settings import SettingError, check_choice, check_float, check_int
+from components.settings import SettingError, check_fields, check_int, from_config, setting
 
 MODELS = ("cnn", "mlp", "resnet", "plain")
-STRATEGIES = ("semi_hard", "batch_hard", "batch_all", "random")
+RANDOM = "random"  # The notebook's explicit random triplets; the others mine P x K batches.
+STRATEGIES = ("semi_hard", "batch_hard", "batch_all", RANDOM)
 LR_SCHEDULES = ("cosine", "constant")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
 SELECTION_METRICS = (em.MAP_AT_R, em.PRECISION_AT_1, em.R_PRECISION)  # validation, per epoch
@@ -27,90 +28,162 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
 
 @dataclasses.dataclass(frozen=True)
 class HParams:
-    image_size: int = 28
-    channels: int = 1
-    model: str = "cnn"
+    """The Trainer's settings; each field's range and help are written once, in the field."""
+
+    image_size: int = setting(
+        28, "images are resized to SIZE x SIZE", low=MIN_IMAGE_SIZE, high=MAX_IMAGE_SIZE
+    )
+    channels: int = setting(1, "1 for grey, 3 for RGB; inputs are converted", choices=(1, 3))
+    model: str = setting(
+        "cnn",
+        "embedding network: cnn (conv blocks with batch norm, a layer-normed dense head; for "
+        "small images), resnet (a small residual net for larger RGB images, e.g. 64x64 or "
+        "96x96 faces), mlp (the original notebook's Dense(64, relu) -> Dense(D, sigmoid)) or "
+        "plain (2 convs, no batch norm: a benchmark reference)",
+        choices=MODELS,
+    )
     # Filters of the first conv block (cnn) or residual stage (resnet); doubled per stage.
-    width: int = 32
-    embedding_dim: int = 64
+    width: int = setting(
+        32, "filters of the first cnn block / resnet stage, doubled per stage", low=1, high=1024
+    )
+    embedding_dim: int = setting(64, "embedding size D", low=2, high=4096)
     # semi_hard / batch_hard / batch_all mine P x K batches; random is the notebook's method.
-    triplet_strategy: str = "semi_hard"
-    margin: float = 0.5
-    squared_distance: bool = False
-    soft_margin: bool = False
+    triplet_strategy: str = setting(
+        "semi_hard",
+        "online mining in P x K batches: semi_hard (FaceNet), batch_hard (Hermans et al.), "
+        "batch_all; or random: the notebook's random triplets through a three-branch siamese "
+        "network with its mean-squared-difference loss",
+        choices=STRATEGIES,
+    )
+    # Unit-norm embeddings lie at most 2 apart (4 squared): a larger margin cannot be met.
+    margin: float = setting(0.5, "triplet loss margin", low=0.0, high=4.0, low_open=True)
+    squared_distance: bool = setting(False, "mine and penalise squared Euclidean distances")
+    soft_margin: bool = setting(False, "softplus instead of a hinge with margin (not batch_all)")
     # P x K: tuned on Fashion-MNIST (10 classes; P is capped at the trainable identities).
     # For many identities with few images each (faces), use e.g. P = 32, K = 4.
-    identities_per_batch: int = 10
-    images_per_identity: int = 24
-    triplets_per_batch: int = 1024  # random strategy only: triplets (3 images each) per batch
-    epochs: int = 12
+    identities_per_batch: int = setting(
+        10,
+        "P different identities in each class-balanced batch; at most the number of identities",
+        low=1,
+    )
+    images_per_identity: int = setting(24, "K images of each identity in a batch", low=1)
+    triplets_per_batch: int = setting(
+        1024, "random strategy: triplets (3 images each) per batch", low=1
+    )
+    epochs: int = setting(12, "training epochs", low=1, high=100_000)
     # The training budget counts steps, not passes: one pass over 5,000 images is 20 steps, and
     # 12 of them leave the network untrained (benchmarks/RESULTS.md). With steps_per_epoch 0 an
     # epoch is one pass over the training images (anchors for random) or as many steps as
     # min_training_steps needs over all epochs, whichever is more (`epoch_steps`).
-    steps_per_epoch: int = 0
-    min_training_steps: int = 600
-    learning_rate: float = 2e-3  # Adam; the peak of the cosine schedule
+    steps_per_epoch: int = setting(
+        0,
+        "batches per epoch; 0 = one pass over the train images, or enough steps for "
+        "--min-training-steps, whichever is more",
+        low=0,
+    )
+    min_training_steps: int = setting(
+        600,
+        "with --steps-per-epoch 0: epochs are lengthened so that training runs at least this "
+        "many steps (small data: one pass is a few steps)",
+        low=0,
+    )
+    learning_rate: float = setting(
+        2e-3,
+        "Adam learning rate; the peak of the cosine schedule",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+    )
     # Decoupled weight decay (AdamW) when > 0: each step shrinks the weights by
     # learning rate x weight_decay (normalisation layers and biases excluded).
-    weight_decay: float = 0.0
-    lr_schedule: str = "cosine"  # linear warm-up then cosine decay to 0, or constant
-    warmup_epochs: float = 0.5
-    augment: bool = False  # random shifts of up to augment_shift of the image size
-    augment_shift: float = 0.1
-    augment_flip: bool = False  # also random left-right flips (faces; not digits or clothes)
+    weight_decay: float = setting(
+        0.0,
+        "decoupled weight decay (AdamW) per unit of learning rate; norms and biases excluded; "
+        "0 = plain Adam",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+    )
+    lr_schedule: str = setting(
+        "cosine",
+        "cosine: linear warm-up, then cosine decay to 0 at the last step; or constant",
+        choices=LR_SCHEDULES,
+    )
+    warmup_epochs: float = setting(0.5, "length of the linear warm-up, in epochs", low=0.0)
+    augment: bool = setting(False, "random shifts of the training images")
+    augment_shift: float = setting(
+        0.1, "with --augment: largest shift, a fraction of the image size", low=0.0, high=0.5
+    )
+    augment_flip: bool = setting(
+        False,
+        "with --augment: also random left-right flips; for faces, not for digits or clothes",
+    )
     # Model selection (validation.py, selection.py): a slice of the train split held back,
     # by image or by identity (the pipeline sets validation_by from --split-by); each epoch's
     # retrieval metrics on it pick the epoch kept; patience: epochs without improvement before
     # stopping (0 = train every epoch, still keep the best).
-    validation_fraction: float = 0.1  # 0 = no slice: train on all, keep the last epoch
-    validation_max_images: int = 2000
-    # Smaller train splits get no slice: they train on every image for the step budget and
-    # keep the last epoch (on digits, Yale and 5,000 Fashion images that beat holding 10% back).
-    validation_min_train_images: int = 10_000
-    validation_by: str = "image"
-    selection_metric: str = em.MAP_AT_R
-    early_stopping_patience: int = 3
+    early_stopping_patience: int = setting(
+        3,
+        "stop after this many epochs without a better validation metric (--selection-metric); "
+        "the best epoch is kept either way; 0 = run every epoch",
+        low=0,
+    )
     # Stop once an epoch has no active triplet (the loss is 0 on every training batch: more
     # epochs would not change the weights) and re-estimate batch norm (satisfied.py).
-    stop_when_satisfied: bool = True
-    backup_dir: str = ""  # BackupAndRestore dir; "" = derived from the pipeline root + inputs
-    mixed_precision: str = "auto"  # float16 on GPU, bfloat16 on CPUs with bf16 units, else off
-    seed: int = 42
+    stop_when_satisfied: bool = setting(
+        True,
+        "stop after an epoch with no active triplet (the loss is 0 on every training batch, so "
+        "more epochs would not change the weights) and re-estimate batch norm",
+    )
+    validation_fraction: float = setting(
+        0.1,
+        "share of the train split held back from training, by identity with an identity split "
+        "(and 20+ identities), else by image, capped at 2000 images; each epoch is scored on "
+        "it and the best kept; 0 = no slice, keep the last epoch",
+        low=0.0,
+        high=1.0,
+        high_open=True,
+    )
+    validation_max_images: int = setting(
+        2000, "most images in the validation slice", low=1, command_line=False
+    )
+    # Smaller train splits get no slice: they train on every image for the step budget and
+    # keep the last epoch (on digits, Yale and 5,000 Fashion images that beat holding 10% back).
+    validation_min_train_images: int = setting(
+        10_000,
+        "a train split with fewer images gets no validation slice: it trains on all of them "
+        "and keeps the last epoch",
+        low=0,
+    )
+    # The validation slice is held back like the eval split: the pipeline sets it from the
+    # split mode, by image or by identity.
+    validation_by: str = setting(
+        "image",
+        "how the validation slice is held back",
+        choices=VALIDATION_BY,
+        command_line=False,
+    )
+    selection_metric: str = setting(
+        em.MAP_AT_R, "validation retrieval metric that picks the epoch", choices=SELECTION_METRICS
+    )
+    backup_dir: str = setting(
+        "",
+        "where training backs itself up each epoch, so that a re-run of a killed Trainer "
+        "resumes; default: under the pipeline root, keyed by a hash of the inputs and settings",
+    )
+    mixed_precision: str = setting(
+        "auto",
+        "auto: float16 on a GPU, bfloat16 on a CPU with bfloat16 units, else off",
+        choices=MIXED_PRECISION,
+    )
+    seed: int = setting(42, "random seed", low=0, high=2**31 - 1)
 
     def __post_init__(self):
         """Every field within its range, so a bad value fails here and not deep in training."""
-        for name, choices in (
-            ("model", MODELS),
-            ("triplet_strategy", STRATEGIES),
-            ("lr_schedule", LR_SCHEDULES),
-            ("mixed_precision", MIXED_PRECISION),
-            ("validation_by", VALIDATION_BY),
-            ("selection_metric", SELECTION_METRICS),
-        ):
-            check_choice(name, getattr(self, name), choices)
-        check_choice("channels", self.channels, (1, 3))
-        check_int("image_size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
-        check_int("width", self.width, 1, 1024)
-        check_int("embedding_dim", self.embedding_dim, 2, 4096)
-        # Unit-norm embeddings lie at most 2 apart (4 squared): a larger margin cannot be met.
-        check_float("margin", self.margin, 0.0, 4.0, low_open=True)
-        pairs = 1 if self.triplet_strategy == "random" else 2  # online mining needs pairs
-        check_int("identities_per_batch", self.identities_per_batch, pairs)
-        check_int("images_per_identity", self.images_per_identity, pairs)
-        check_int("triplets_per_batch", self.triplets_per_batch, 1)
-        check_int("epochs", self.epochs, 1, 100_000)
-        check_int("steps_per_epoch", self.steps_per_epoch, 0)
-        check_int("min_training_steps", self.min_training_steps, 0)
-        check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
-        check_float("weight_decay", self.weight_decay, 0.0, 1.0, high_open=True)
-        check_float("warmup_epochs", self.warmup_epochs, 0.0)
-        check_float("augment_shift", self.augment_shift, 0.0, 0.5)
-        check_int("early_stopping_patience", self.early_stopping_patience, 0)
-        check_float("validation_fraction", self.validation_fraction, 0.0, 1.0, high_open=True)
-        check_int("validation_max_images", self.validation_max_images, 1)
-        check_int("validation_min_train_images", self.validation_min_train_images, 0)
-        check_int("seed", self.seed, 0, 2**31 - 1)
+        check_fields(self)
+        if not self.explicit_triplets:  # Online mining needs pairs.
+            check_int("identities_per_batch", self.identities_per_batch, 2)
+            check_int("images_per_identity", self.images_per_identity, 2)
         if self.triplet_strategy == "batch_all" and self.soft_margin:
             raise SettingError(
                 "soft_margin", True, "batch_all supports the hard margin only (drop --soft-margin)"
@@ -122,16 +195,22 @@ class HParams:
         return (self.image_size, self.image_size, self.channels)
 
     @property
+    def explicit_triplets(self) -> bool:
+        """Whether batches are explicit (anchor, positive, negative) triplets (the notebook's
+        random strategy) rather than P x K batches mined online."""
+        return self.triplet_strategy == RANDOM
+
+    @property
     def batch_size(self) -> int:
         """Examples per training step: P x K images, or triplets for the random strategy."""
-        if self.triplet_strategy == "random":
+        if self.explicit_triplets:
             return self.triplets_per_batch
         return self.identities_per_batch * self.images_per_identity
 
     @property
     def images_per_step(self) -> int:
         """Images the network embeds per training step (3 per triplet for random)."""
-        return 3 * self.batch_size if self.triplet_strategy == "random" else self.batch_size
+        return 3 * self.batch_size if self.explicit_triplets else self.batch_size
 
     def epoch_steps(self, train_images: int) -> int:
         """Training steps in one epoch: `steps_per_epoch` when set, else one pass over
@@ -143,11 +222,7 @@ class HParams:
 
     @classmethod
     def from_config(cls, config: dict | None) -> "HParams":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(config or {}) - names
-        if unknown:
-            raise ValueError(f"unknown hyperparameters {sorted(unknown)}; known: {sorted(names)}")
-        return cls(**(config or {}))
+        return from_config(cls, config, "hyperparameters")
 
     def to_config(self) -> dict:
         return dataclasses.asdict(self)

@@ -1,6 +1,7 @@
 """Embedding networks and the Keras models that train them with triplet losses.
 
-Every model comes as two networks sharing their weights (`build_networks`):
+Every model comes as two networks sharing their weights (`build_networks`, or
+`build_networks_for` an HParams):
 - the training network, whose output the triplet loss sees;
 - the embedding network, which is served: an image in, an L2-normalised embedding out.
 For `cnn`, `resnet` and `plain` (issue 9's plain reference: two convs, no batch norm) they are
@@ -11,8 +12,9 @@ the notebook, and only the embedding network adds L2 normalisation on top.
 
 import tensorflow as tf
 
+from components import keys
 from components.trainer import triplet_loss
-from components.trainer.hparams import MODELS
+from components.trainer.hparams import MODELS, HParams
 
 keras = tf.keras
 
@@ -95,7 +97,7 @@ def build_networks(
     image_size: int, channels: int, embedding_dim: int, model: str = "cnn", width: int = 32
 ) -> tuple[keras.Model, keras.Model]:
     """(training network, embedding network); see the module docstring."""
-    images = keras.Input((image_size, image_size, channels), name="image")
+    images = keras.Input((image_size, image_size, channels), name=keys.IMAGE)
     if model == "mlp":
         # The notebook's network, exactly: flattened pixels, Dense(64, relu), Dense(D, sigmoid).
         x = keras.layers.Flatten()(images)
@@ -105,7 +107,7 @@ def build_networks(
             embedding_dim, activation="sigmoid", dtype="float32", name="projection"
         )(x)
         training_network = keras.Model(images, output, name="mlp_training")
-        embedding = keras.layers.UnitNormalization(axis=-1, dtype="float32", name="embedding")(
+        embedding = keras.layers.UnitNormalization(axis=-1, dtype="float32", name=keys.EMBEDDING)(
             output
         )
         return training_network, keras.Model(images, embedding, name="mlp_embedding")
@@ -118,11 +120,19 @@ def build_networks(
     else:
         raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
     projection = keras.layers.Dense(embedding_dim, dtype="float32", name="projection")(features)
-    embedding = keras.layers.UnitNormalization(axis=-1, dtype="float32", name="embedding")(
+    embedding = keras.layers.UnitNormalization(axis=-1, dtype="float32", name=keys.EMBEDDING)(
         projection
     )
     network = keras.Model(images, embedding, name=f"{model}_embedding")
     return network, network
+
+
+def build_networks_for(hparams: HParams) -> tuple[keras.Model, keras.Model]:
+    """`build_networks` with the image size, channels, embedding size, model and width of
+    `hparams`."""
+    return build_networks(
+        hparams.image_size, hparams.channels, hparams.embedding_dim, hparams.model, hparams.width
+    )
 
 
 def build_embedding_network(

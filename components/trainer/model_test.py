@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.trainer import model, run
+from components.trainer import fit, model
 from components.trainer.hparams import HParams
 
 
@@ -84,7 +84,7 @@ def test_float32_copy_of_a_mixed_precision_network_gives_the_same_embeddings():
         _, network = model.build_networks(16, 1, 8, "cnn", width=8)
     finally:
         tf.keras.mixed_precision.set_global_policy(previous)
-    copy = run.float32_copy(network, hparams, "mixed_bfloat16")
+    copy = fit.float32_copy(network, hparams, "mixed_bfloat16")
     assert copy.layers[1].compute_dtype == "float32"
     images = np.random.default_rng(3).normal(size=(5, 16, 16, 1)).astype(np.float32)
     np.testing.assert_allclose(copy(images).numpy(), network(images).numpy(), atol=0.05)

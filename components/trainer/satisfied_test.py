@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from components.trainer import run, satisfied
-from components.trainer.run_test import TINY
+from components.trainer import fit, satisfied
+from components.trainer.fit_test import TINY
 
-# run_test's tiny network and batches, with a margin that identical images meet quickly.
+# fit_test's tiny network and batches, with a margin that identical images meet quickly.
 EASY = dataclasses.replace(TINY, margin=0.05, epochs=6, stop_when_satisfied=True)
 
 
@@ -42,7 +42,7 @@ def moving_mean_error(network, images):
 def test_training_stops_after_the_first_satisfied_epoch_and_says_so(capsys):
     images, labels = identical_images()
     examples = tf.data.Dataset.from_tensor_slices((images, labels))
-    result = run.fit(EASY, examples, None, np.ones(4, bool), len(labels))
+    result = fit.fit(EASY, examples, None, np.ones(4, bool), len(labels))
     losses = result.history["loss"]
     assert 0 < result.satisfied_epoch == result.epochs_run < EASY.epochs
     assert losses[-1] == 0.0 and result.history["active_triplets"][-1] == 0.0
@@ -50,7 +50,7 @@ def test_training_stops_after_the_first_satisfied_epoch_and_says_so(capsys):
     assert f"stopped after epoch {result.epochs_run}: the triplet loss was 0" in (
         capsys.readouterr().out
     )
-    kept_going = run.fit(
+    kept_going = fit.fit(
         dataclasses.replace(EASY, stop_when_satisfied=False),
         examples,
         None,

@@ -12,6 +12,9 @@ same examples every epoch and every run on the same data), and the Trainer never
   * by image (closed-set data): each example whose transformed image has a FarmHash
     fingerprint in the first buckets, `fraction` of them, lowered so that about `max_images`
     are held (duplicate images land on the same side).
+
+`hold_out_validation` cuts the slice out of the train split for `fit`, as the Trainer and the
+benchmarks both do; `validation_batches` gives it in the fixed batches embedded each epoch.
 """
 
 import dataclasses
@@ -23,12 +26,17 @@ from absl import logging
 
 from components.example_gen.split_modes import SPLIT_BY_IDENTITY as BY_IDENTITY
 from components.example_gen.split_modes import SPLIT_BY_IMAGE as BY_IMAGE
-from components.trainer.hparams import VALIDATION_BY
+from components.trainer import data
+from components.trainer.hparams import VALIDATION_BY, HParams
 
 MIN_IDENTITIES = 20  # Trainable identities needed to hold some back by identity.
 MIN_IMAGES = 10  # A smaller slice would select on noise: no validation then.
 SLICE_TOO_SMALL = f"the slice would hold under {MIN_IMAGES} images"
 BUCKETS = 10_000
+EVAL_BATCH_SIZE = 256
+# The validation slice is kept in memory after its first pass when it fits in this: otherwise
+# every epoch would re-read the whole train split (twice) to find it.
+VALIDATION_CACHE_BYTES = 512 << 20
 
 
 def name_hash(name: str) -> int:
@@ -168,3 +176,62 @@ def plan(
         return None
     logging.info("Validation slice (held back from training): %s", chosen.describe())
     return chosen
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """The train split with the validation slice held back: what `fit` takes."""
+
+    train: tf.data.Dataset  # (image, label id) pairs to train on
+    validation: tf.data.Dataset | None  # the held-back slice, in a fixed order
+    trainable: np.ndarray  # label ids with 2+ train images, held-back identities excluded
+    train_images: int  # trainable images left to train on
+    held: ValidationSlice | None
+
+
+def hold_out_validation(
+    hparams: HParams,
+    train_examples: tf.data.Dataset,
+    examples_in_order: tf.data.Dataset,
+    names: list[str],
+    per_label_id: np.ndarray,
+    trainable: np.ndarray,
+) -> TrainingData:
+    """Cuts the validation slice (`plan`) out of the train split, as the Trainer and the
+    benchmark both do. `train_examples` and `examples_in_order` are the same examples, shuffled
+    and in a fixed order; `per_label_id` counts the train images of each label id (`names`)."""
+    held = plan(
+        hparams.validation_by,
+        hparams.validation_fraction,
+        hparams.validation_max_images,
+        names,
+        per_label_id,
+        trainable,
+        hparams.validation_min_train_images,
+    )
+    if held is None:
+        return TrainingData(
+            train_examples, None, trainable, int(per_label_id[trainable].sum()), None
+        )
+    validation_examples = held.validation_part(examples_in_order)
+    if held.images * data.image_bytes(hparams.image_shape) <= VALIDATION_CACHE_BYTES:
+        validation_examples = validation_examples.cache()
+    return TrainingData(
+        train=held.train_part(train_examples),
+        validation=validation_examples,
+        trainable=held.trainable(trainable),
+        train_images=held.train_images,
+        held=held,
+    )
+
+
+def shuffle_buffer(hparams: HParams) -> int:
+    """Images in the buffer that shuffles the slice into its fixed order."""
+    return min(data.shuffle_buffer_size(hparams.image_shape), 2048)
+
+
+def validation_batches(hparams: HParams, validation_examples: tf.data.Dataset) -> tf.data.Dataset:
+    """The validation slice in fixed batches, the same every epoch."""
+    return data.evaluation_batches(
+        validation_examples, EVAL_BATCH_SIZE, hparams.seed, shuffle_buffer(hparams)
+    )

@@ -1,10 +1,13 @@
 """The validation slice: deterministic, held out of training, by identity or by image."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from components.trainer import validation
+from components.trainer.fit_test import TINY, tiny_dataset
 
 
 def examples(counts):
@@ -80,3 +83,24 @@ def test_why_no_slice_names_the_setting_that_turned_it_off():
         validation.why_no_slice(0.1, 10_000, 1433)
     )
     assert validation.why_no_slice(0.1, 10_000, 10_000) is None  # a slice, if big enough
+
+
+def test_hold_out_validation_gives_fit_disjoint_train_and_validation_streams():
+    examples, count = tiny_dataset(identities=4, per_identity=40)
+    hparams = dataclasses.replace(TINY, validation_fraction=0.2, validation_min_train_images=160)
+
+    def hold_out(hparams):
+        names = ["a", "b", "c", "d"]
+        return validation.hold_out_validation(
+            hparams, examples, examples, names, np.full(4, 40), np.ones(4, bool)
+        )
+
+    split = hold_out(hparams)
+    assert split.held.by == "image" and split.train_images == 160 - split.held.images
+    train = {image.numpy().tobytes() for image, _ in split.train}
+    held = {image.numpy().tobytes() for image, _ in split.validation}
+    assert held and not train & held and len(train) + len(held) == count
+    off = hold_out(dataclasses.replace(hparams, validation_fraction=0.0))
+    assert off.validation is None and off.train_images == 160
+    small = hold_out(dataclasses.replace(hparams, validation_min_train_images=161))
+    assert small.validation is None and small.train_images == 160  # Too small: trains on all.

@@ -6,8 +6,9 @@ The same graph runs inside the served model, so a client sends only encoded imag
 import tensorflow as tf
 import tensorflow_transform as tft
 
-IMAGE_KEY = "image"
-LABEL_KEY = "label"
+from components.keys import IMAGE, LABEL
+
+# The transformed features keep the raw names: IMAGE (float32 pixels) and LABEL (an id).
 LABEL_VOCABULARY = "label"
 LABEL_COUNTS = "label_counts"
 DEFAULT_IMAGE_SIZE = 28
@@ -47,16 +48,16 @@ def preprocessing_fn(inputs, custom_config=None):
     size = int(config.get("image_size", DEFAULT_IMAGE_SIZE))
     channels = int(config.get("channels", DEFAULT_CHANNELS))
 
-    images = decode_images(_flat_strings(inputs[IMAGE_KEY]), size, channels)
+    images = decode_images(_flat_strings(inputs[IMAGE]), size, channels)
     pixel_mean = tft.mean(images)
     pixel_std = tf.sqrt(tft.var(images))
-    outputs = {IMAGE_KEY: (images - pixel_mean) / tf.maximum(pixel_std, 1e-6)}
+    outputs = {IMAGE: (images - pixel_mean) / tf.maximum(pixel_std, 1e-6)}
 
-    if LABEL_KEY in inputs:
-        identities = _flat_strings(inputs[LABEL_KEY])
+    if LABEL in inputs:
+        identities = _flat_strings(inputs[LABEL])
         # Images per identity, so the Trainer can leave out identities with one image.
         tft.vocabulary(identities, vocab_filename=LABEL_COUNTS, store_frequency=True)
-        outputs[LABEL_KEY] = tft.compute_and_apply_vocabulary(
+        outputs[LABEL] = tft.compute_and_apply_vocabulary(
             identities, vocab_filename=LABEL_VOCABULARY, default_value=-1
         )
     return outputs

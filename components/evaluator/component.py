@@ -1,10 +1,10 @@
-"""Evaluator: TFX's Evaluator, judging without a baseline when ServedModel found none.
+"""Evaluator: TFX's Evaluator, judging without a baseline when ServedBaseline found none.
 
 The stock executor treats any baseline_model artifact as a baseline and then requires its
-metrics. ServedModel always outputs an artifact (Model artifacts cannot be optional outputs), so
-this executor drops one marked found=0 before delegating: the first run is a rubber stamp judged
-by the value thresholds only, as with an empty LatestBlessedModelResolver. Everything else is the
-stock Evaluator.
+metrics. ServedBaseline always outputs an artifact (Model artifacts cannot be optional
+outputs), so this executor drops one marked found=0 before delegating: the first run is judged
+by the value thresholds only, as with an empty LatestBlessedModelResolver. Everything else is
+the stock Evaluator.
 """
 
 from tfx.components import Evaluator as TfxEvaluator
@@ -12,20 +12,13 @@ from tfx.components.evaluator import executor as tfx_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.types import standard_component_specs
 
-from components.baseline.served_model import FOUND
+from components.baseline.served_baseline import found
 
 BASELINE = standard_component_specs.BASELINE_MODEL_KEY
 
 
-def found(artifact) -> bool:
-    """False only for a ServedModel output that says nothing was served."""
-    if not artifact.has_custom_property(FOUND):
-        return True  # A Resolver's blessed model, or any other real baseline.
-    return bool(artifact.get_int_custom_property(FOUND))
-
-
 def without_missing_baseline(input_dict: dict) -> dict:
-    """input_dict less baseline_model when its artifacts are ServedModel's found=0."""
+    """input_dict less baseline_model when its artifacts are ServedBaseline's found=0."""
     baselines = [a for a in input_dict.get(BASELINE, []) if found(a)]
     inputs = {key: value for key, value in input_dict.items() if key != BASELINE}
     if baselines:

@@ -7,7 +7,7 @@ import pytest
 import tensorflow_data_validation as tfdv
 from tfx.components.example_validator import executor as validator_executor
 
-from components.validation import anomaly_gate
+from components.anomaly_gate import component as anomaly_gate
 
 
 def write_anomalies(root, split, anomalies):

@@ -1,4 +1,4 @@
-"""Writes the served SavedModel: the Trainer's `serving_default` plus `verify` and `identify`.
+"""The serving export: the Trainer's `serving_default` plus `verify` and `identify`, saved.
 
 Signatures (every input a 1-D string tensor of serialized tf.Example with `image`):
   serving_default(examples) -> embedding float32 [B, D], L2-normalised (the Trainer's, unchanged)
@@ -18,14 +18,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from components import keys
 from components.serving import image_guard
-from components.transform import preprocessing
 
 CALIBRATION_FILE = "calibration.json"
 ASSETS_EXTRA = "assets.extra"  # Copied by TF Serving, never loaded as part of the graph.
-VERIFY, IDENTIFY = "verify", "identify"
-_EXAMPLES = tf.TensorSpec([None], tf.string, name="examples")
-_IMAGE_SPEC = {preprocessing.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)}
+VERIFY, IDENTIFY = keys.VERIFY, keys.IDENTIFY
+_EXAMPLES = tf.TensorSpec([None], tf.string, name=keys.EXAMPLES)
+_IMAGE_SPEC = {keys.IMAGE: tf.io.FixedLenFeature([], tf.string)}
 
 
 class _ServingModule(tf.Module):
@@ -34,7 +34,7 @@ class _ServingModule(tf.Module):
     def __init__(self, trained, threshold: float, max_image_pixels: int, gallery=None):
         super().__init__()
         self.trained = trained  # Tracks the Trainer's variables and Transform assets.
-        self._embed_fn = trained.signatures["serving_default"]
+        self._embed_fn = trained.signatures[keys.SERVING_DEFAULT]
         self.threshold = tf.Variable(threshold, dtype=tf.float32, trainable=False)
         self._max_image_pixels = int(max_image_pixels)
         if gallery is not None:
@@ -49,20 +49,20 @@ class _ServingModule(tf.Module):
             )
 
     def embed(self, examples):
-        images = tf.io.parse_example(examples, _IMAGE_SPEC)[preprocessing.IMAGE_KEY]
+        images = tf.io.parse_example(examples, _IMAGE_SPEC)[keys.IMAGE]
         checked = image_guard.check_image_sizes(images, self._max_image_pixels)
         with tf.control_dependencies([checked]):
             examples = tf.identity(examples)
-        return self._embed_fn(examples=examples)["embedding"]
+        return self._embed_fn(**{keys.EXAMPLES: examples})[keys.EMBEDDING]
 
     @tf.function(input_signature=[_EXAMPLES])
     def serve(self, examples):
-        return {"embedding": self.embed(examples)}
+        return {keys.EMBEDDING: self.embed(examples)}
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec([None], tf.string, name="examples_a"),
-            tf.TensorSpec([None], tf.string, name="examples_b"),
+            tf.TensorSpec([None], tf.string, name=keys.EXAMPLES_A),
+            tf.TensorSpec([None], tf.string, name=keys.EXAMPLES_B),
         ]
     )
     def verify(self, examples_a, examples_b):
@@ -75,9 +75,9 @@ class _ServingModule(tf.Module):
         embeddings = self.embed(tf.concat([examples_a, examples_b], axis=0))
         distance = tf.norm(embeddings[:count] - embeddings[count:], axis=1)
         return {
-            "distance": distance,
-            "same": distance <= self.threshold,
-            "threshold": tf.identity(self.threshold),
+            keys.DISTANCE: distance,
+            keys.SAME: distance <= self.threshold,
+            keys.THRESHOLD: tf.identity(self.threshold),
         }
 
     def identify_fn(self, top_k: int):
@@ -94,9 +94,9 @@ class _ServingModule(tf.Module):
             negative, nearest = tf.math.top_k(-squared, k=k)
             distances = tf.sqrt(tf.maximum(-negative, 0.0))
             return {
-                "identities": tf.gather(self.gallery_identities, nearest),
-                "distances": distances,
-                "known": distances[:, 0] <= self.threshold,
+                keys.IDENTITIES: tf.gather(self.gallery_identities, nearest),
+                keys.DISTANCES: distances,
+                keys.KNOWN: distances[:, 0] <= self.threshold,
             }
 
         return identify
@@ -119,7 +119,7 @@ def export_serving_model(
     """
     trained = tf.saved_model.load(trained_model_dir)
     module = _ServingModule(trained, threshold, max_image_pixels, gallery)
-    signatures = {"serving_default": module.serve, VERIFY: module.verify}
+    signatures = {keys.SERVING_DEFAULT: module.serve, VERIFY: module.verify}
     if gallery is not None:
         module.identify = module.identify_fn(top_k)
         signatures[IDENTIFY] = module.identify

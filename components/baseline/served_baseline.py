@@ -1,12 +1,13 @@
-"""ServedModel: copies the newest model version under the serving dir as the Evaluator's baseline.
+"""ServedBaseline: copies the newest model version under the serving dir as the Evaluator's
+baseline.
 
 TF Serving loads the highest numeric version `<serving_dir>/<version>/saved_model.pb`; that model
 is the one a candidate must beat. The copy is laid out like the Trainer's Model artifact
 (`<uri>/Format-Serving/...`, so `path_utils.serving_model_path` finds it) and carries the custom
 property `found` (1 or 0). On the first run nothing is served: `found` is 0 and the Evaluator
-(components.baseline.evaluator) judges by the lower bound only. Paths go through tf.io.gfile, so
-the serving dir may be local, gs:// or s3://. The step reads the world outside its inputs, so
-runners must not cache it (pipeline.local_runner and pipeline.kubeflow_runner turn it off).
+(components.evaluator.component) judges by the thresholds only. Paths go through tf.io.gfile,
+so the serving dir may be local, gs:// or s3://. The step reads the world outside its inputs,
+so runners must not cache it (choice.uncached; the Kubeflow spec turns its cache off too).
 """
 
 import os
@@ -16,6 +17,8 @@ from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
+
+from components.files import copy_tree
 
 FOUND = "found"  # Custom property: 1 when a served model was copied, else 0.
 SERVED_VERSION = "served_version"  # Custom property: the version directory's name.
@@ -35,21 +38,6 @@ def newest_version(serving_dir: str) -> str | None:
     return max(versions)[1] if versions else None
 
 
-def copy_tree(source: str, destination: str) -> None:
-    """Recursive copy with tf.io.gfile (local, gs://, s3://); directories are made, not copied."""
-    tf.io.gfile.makedirs(destination)
-    for name in tf.io.gfile.listdir(source):
-        name = name.rstrip("/")
-        if not name:
-            continue
-        path = os.path.join(source, name)
-        target = os.path.join(destination, name)
-        if tf.io.gfile.isdir(path):
-            copy_tree(path, target)
-        else:
-            tf.io.gfile.copy(path, target, overwrite=True)
-
-
 def copy_served_model(serving_dir: str, model_uri: str) -> str | None:
     """Copies the newest served version into `model_uri`'s Format-Serving; returns its path."""
     version = newest_version(serving_dir)
@@ -58,8 +46,15 @@ def copy_served_model(serving_dir: str, model_uri: str) -> str | None:
     return version
 
 
+def found(artifact) -> bool:
+    """False only for a ServedBaseline output that says nothing was served."""
+    if not artifact.has_custom_property(FOUND):
+        return True  # A Resolver's blessed model, or any other real baseline.
+    return bool(artifact.get_int_custom_property(FOUND))
+
+
 @component
-def ServedModel(  # noqa: N802 (TFX component)
+def ServedBaseline(  # noqa: N802 (TFX component)
     serving_dir: Parameter[str],
     model: OutputArtifact[standard_artifacts.Model],
 ):

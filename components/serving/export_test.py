@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components import example_io
 from components.evaluator import embedding_metrics as em
 from components.example_gen import digits, readers
-from components.serving import calibration, gallery, image_guard_test, serving_model
+from components.serving import calibration, export, gallery, image_guard_test
 from components.serving.settings import ServingSettings
 
 
@@ -69,15 +70,13 @@ def _export(data, name, with_gallery=True, **settings):
         settings.max_gallery,
     )
     # Calibrate like the Evaluator: threshold_at_far on the held-out split's pairs.
-    from components.reporting import embed
-
-    eval_emb, eval_labels, _ = embed.embed_examples(
+    eval_emb, eval_labels, _ = example_io.embed_examples(
         trained, tf.data.Dataset.from_tensor_slices(records[held_out])
     )
     metrics = em.verification_metrics(eval_emb, eval_labels, far_targets=settings.far_targets())
-    facts = calibration.calibrate(metrics, settings, calibration.negative_pairs(eval_labels))
+    facts = calibration.calibrate(metrics, settings)
     export_dir = str(root / name)
-    serving_model.export_serving_model(
+    export.export_serving_model(
         trained,
         export_dir,
         threshold=facts["threshold"],
@@ -119,7 +118,7 @@ def test_signatures_match_numpy_distances_and_the_calibrated_threshold(data):
 
     asset = json.load(open(os.path.join(export_dir, "assets.extra", "calibration.json")))
     assert asset["threshold"] == pytest.approx(facts["threshold"])
-    assert serving_model.read_calibration(export_dir)["gallery_size"] == len(gallery_labels)
+    assert export.read_calibration(export_dir)["gallery_size"] == len(gallery_labels)
 
 
 def test_oversized_images_are_refused_by_every_signature(data):
@@ -161,17 +160,16 @@ def test_calibration_falls_back_to_a_far_the_pairs_can_measure():
     settings = ServingSettings(far=1e-3)
     metrics = {em.threshold_name(f): f for f in settings.far_targets()}
     metrics.update({em.val_name(f): 0.5 for f in settings.far_targets()})
-    facts = calibration.calibrate(metrics, settings, negatives=50)
+    facts = calibration.calibrate({**metrics, em.NEGATIVE_PAIRS: 50.0}, settings)
     assert facts["far"] == 1e-1 and facts["threshold"] == 1e-1
     assert "50 negative eval pairs cannot measure FAR 0.001" in facts["notes"][0]
-    assert calibration.calibrate(metrics, settings, negatives=5000)["far"] == 1e-3
+    assert facts["negative_pairs"] == 50
+    plenty = {**metrics, em.NEGATIVE_PAIRS: 5000.0}
+    assert calibration.calibrate(plenty, settings)["far"] == 1e-3
     with pytest.raises(ValueError, match="threshold_at_far_1e-4"):
-        calibration.calibrate(metrics, ServingSettings(far=1e-4), negatives=10**6)
-
-
-def test_negative_pairs_count_the_evaluators_pairs():
-    labels = np.array(list("aabbbc"))
-    assert calibration.negative_pairs(labels) == 15 - 1 - 3
+        calibration.calibrate({**metrics, em.NEGATIVE_PAIRS: 1e6}, ServingSettings(far=1e-4))
+    with pytest.raises(ValueError, match="negative_pairs"):
+        calibration.calibrate(metrics, settings)
 
 
 @pytest.mark.parametrize(

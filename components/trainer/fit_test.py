@@ -1,0 +1,165 @@
+"""The training loop: the optimizer, a real resume after a crash, and model selection."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.trainer import fit
+from components.trainer.hparams import HParams
+
+
+def test_weight_decay_shrinks_kernels_but_not_norms_or_biases():
+    hparams = HParams(weight_decay=0.5, learning_rate=0.1, lr_schedule="constant")
+    assert isinstance(
+        fit.optimizer(dataclasses.replace(hparams, weight_decay=0.0), 10), tf.keras.optimizers.Adam
+    )
+    optimizer = fit.optimizer(hparams, 10)
+    kernel, gamma, bias = (tf.Variable(tf.ones([3]), name=n) for n in ("kernel", "gamma", "bias"))
+    optimizer.apply_gradients([(tf.zeros([3]), v) for v in (kernel, gamma, bias)])
+    np.testing.assert_allclose(kernel.numpy(), 1 - 0.1 * 0.5)  # decayed by rate x decay
+    np.testing.assert_allclose(gamma.numpy(), 1.0)
+    np.testing.assert_allclose(bias.numpy(), 1.0)
+
+
+TINY = HParams(
+    image_size=8,
+    model="cnn",
+    width=4,
+    embedding_dim=8,
+    identities_per_batch=3,
+    images_per_identity=4,
+    epochs=3,
+    steps_per_epoch=4,
+    learning_rate=1e-2,
+    warmup_epochs=0.25,
+    mixed_precision="off",
+    stop_when_satisfied=False,  # These tests count epochs; satisfied_test.py tests the stop.
+)
+
+
+def tiny_dataset(identities=4, per_identity=8):
+    """A few dozen 8x8 images: a per-identity pattern plus noise."""
+    rng = np.random.default_rng(0)
+    patterns = rng.normal(size=(identities, 8, 8, 1))
+    labels = np.repeat(np.arange(identities), per_identity).astype(np.int64)
+    images = (patterns[labels] + 0.3 * rng.normal(size=(len(labels), 8, 8, 1))).astype(np.float32)
+    return tf.data.Dataset.from_tensor_slices((images, labels)), len(labels)
+
+
+class Preempted(RuntimeError):
+    pass
+
+
+class PreemptAfterFirstEpoch(tf.keras.callbacks.Callback):
+    """Stands in for a preempted node: training dies right after epoch 1 (backed up)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.weights = [w.copy() for w in self.model.get_weights()]
+            self.iterations = int(self.model.optimizer.iterations.numpy())
+            raise Preempted("node preempted")
+
+
+class Recorder(tf.keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_train_begin(self, logs=None):
+        self.weights = [w.copy() for w in self.model.get_weights()]
+        self.iterations = int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def test_a_killed_training_resumes_from_its_last_epoch(tmp_path):
+    examples, count = tiny_dataset()
+    trainable = np.ones(4, dtype=bool)
+    backup_dir = str(tmp_path / "backup")
+    crash = PreemptAfterFirstEpoch()
+    with pytest.raises(Preempted):
+        fit.fit(
+            TINY, examples, examples, trainable, count, backup_dir=backup_dir, callbacks=[crash]
+        )
+    assert os.listdir(backup_dir)
+
+    recorder = Recorder()
+    result = fit.fit(
+        TINY,
+        examples,
+        examples,
+        trainable,
+        count,
+        log_dir=str(tmp_path / "logs"),
+        backup_dir=backup_dir,
+        callbacks=[recorder],
+    )
+    assert recorder.epochs == [1, 2]  # epochs 2 and 3, counting from 1
+    assert recorder.iterations == crash.iterations == TINY.steps_per_epoch
+    for restored, saved in zip(recorder.weights, crash.weights, strict=True):
+        np.testing.assert_array_equal(restored, saved)
+    assert result.epochs_run == 2 and len(result.history["loss"]) == 2
+    assert {"loss", "active_triplets", "val_loss", "val_map_at_r", "learning_rate"} <= set(
+        result.history
+    )
+    assert not os.path.exists(backup_dir) or not os.listdir(backup_dir)  # deleted when done
+    # Model selection resumed too: it remembers epoch 1, from before the crash.
+    assert [e["epoch"] for e in result.selection["per_epoch"]] == [1, 2, 3]
+    assert not os.path.exists(backup_dir + "-selection")
+    # TensorBoard got the per-epoch loss, active-triplet share and learning rate.
+    tags = summary_tags(tmp_path / "logs" / "train")
+    assert {"epoch_loss", "epoch_active_triplets", "epoch_learning_rate"} <= tags
+    validation_tags = summary_tags(tmp_path / "logs" / "validation")
+    assert {"epoch_loss", "epoch_map_at_r", "epoch_precision_at_1"} <= validation_tags
+
+
+def summary_tags(log_dir) -> set[str]:
+    """The tags of every TensorBoard summary written below `log_dir`."""
+    tags = set()
+    for root, _, files in os.walk(log_dir):
+        for name in files:
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(root, name)):
+                tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+class EpochWeights(tf.keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.map_at_r, self.weights = [], []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.map_at_r.append(logs["val_map_at_r"])
+        self.weights.append([w.copy() for w in self.model.embedding_network.get_weights()])
+
+
+@pytest.mark.parametrize("patience", [0, 1])
+def test_model_selection_keeps_the_weights_of_the_best_validation_map_at_r(patience, capsys):
+    train, count = tiny_dataset()
+    validation, _ = tiny_dataset(identities=4, per_identity=5)  # Held back: not trained on.
+    hparams = dataclasses.replace(
+        TINY, epochs=5, early_stopping_patience=patience, learning_rate=0.2
+    )
+    recorder = EpochWeights()
+    result = fit.fit(hparams, train, validation, np.ones(4, bool), count, callbacks=[recorder])
+    # The last of equals: ties go to the later epoch.
+    best = len(recorder.map_at_r) - 1 - int(np.argmax(recorder.map_at_r[::-1]))
+    selection = result.selection
+    assert selection["kept_epoch"] == best + 1 and selection["metric"] == "map_at_r"
+    assert selection["kept_validation_metrics"]["map_at_r"] == recorder.map_at_r[best]
+    assert [e["map_at_r"] for e in selection["per_epoch"]] == recorder.map_at_r
+    assert result.epochs_run == len(recorder.map_at_r)
+    if patience == 0:
+        assert result.epochs_run == 5 and not selection["stopped_early"]
+    elif result.epochs_run < 5:  # Stopped: `patience` epochs after the best, none better.
+        assert selection["stopped_early"] and result.epochs_run - 1 - best == patience
+    for final, kept in zip(
+        result.embedding_network.get_weights(), recorder.weights[best], strict=True
+    ):
+        np.testing.assert_array_equal(final, kept)
+    printed = capsys.readouterr().out
+    assert "MAP@R" in printed and f"keeping epoch {best + 1} of {result.epochs_run}" in printed

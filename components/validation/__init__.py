@@ -1,1 +1,0 @@
-"""Gates that stop the pipeline on bad data."""
