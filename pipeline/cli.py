@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         split = options.settings_from(args, Split)
         if args.command == "run":
             options.check_data(args.data, split)
+            options.prepare_output_dir(args.output_dir)
         else:
             dataset = options.dataset_from(args.data, args.data_format, split)
     except options.OptionError as error:  # One line names the option and the problem.

@@ -12,7 +12,9 @@ Nothing here imports TensorFlow, TFX or Beam: validation answers within a second
 
 import argparse
 import dataclasses
+import errno
 import math
+import os
 
 from components.evaluator.blessing import Blessing
 from components.example_gen.split_modes import Dataset, Split
@@ -159,3 +161,27 @@ def check_data(data: str, split: Split) -> None:
         raise OptionError(f"--data {error}") from None
     if data_format:  # Remote paths: the format is known only once ExampleGen's host reads it.
         dataset_from(data, data_format, split)
+
+
+def prepare_output_dir(output_dir: str) -> None:
+    """Makes `output_dir` (and its parents) and proves it writable, or raises OptionError
+    naming the path and the problem: before the run lock and anything heavy."""
+    path = os.path.abspath(output_dir)
+    flag = f"--output-dir {output_dir}"
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OptionError(f"{flag}: not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".write-test-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        where = error.filename or path
+        if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            problem = f"cannot write there ({error.strerror}: {where})"
+        elif error.errno == errno.ENOTDIR:
+            problem = f"a parent is not a directory ({where})"
+        else:
+            problem = f"cannot create it ({error.strerror}: {where})"
+        raise OptionError(f"{flag}: {problem}") from None
