@@ -19,6 +19,7 @@ from components.baseline import choice
 from components.evaluator import embedding_metrics as em
 from components.evaluator import results
 from components.evaluator.blessing import FLOOR_METRIC, Blessing
+from components.example_gen.identity_split import SPLIT_BY_PROPERTY, SPLIT_NOTE_PROPERTY
 from components.serving import export
 from components.trainer import record
 from pipeline import report
@@ -87,6 +88,11 @@ def component_outputs(store, run_context) -> dict[str, dict[str, list]]:
     return outputs
 
 
+def _last(by_type: dict, type_name: str):
+    """The newest artifact of a type among a component's outputs, or None."""
+    return by_type[type_name][-1] if by_type.get(type_name) else None
+
+
 def _custom(artifact, name, default=None):
     if name not in artifact.custom_properties:
         return default
@@ -117,9 +123,13 @@ def dataset_summary(
     }
 
 
-def eval_split(store, run_context) -> dict:
-    """How ExampleGen made the eval split, from its recorded output_config: by identity (the
-    metrics are open-set: identities never seen in training), by image, or IDX files."""
+def eval_split(store, run_context, examples=None) -> dict:
+    """How ExampleGen made the eval split: by identity (the metrics are open-set: identities
+    never seen in training), by image, or IDX files. From its recorded output_config and what
+    its Examples artifact says it did (a split by identity falls back to one by image on
+    folders with too few identities; components/example_gen/identity_split.py)."""
+    made = _custom(examples, SPLIT_BY_PROPERTY) if examples is not None else None
+    note = (_custom(examples, SPLIT_NOTE_PROPERTY) if examples is not None else "") or ""
     for execution in store.get_executions_by_context(run_context.id):
         config = execution.custom_properties.get("output_config")
         if _component_of(store, execution) != "ExampleGen" or config is None:
@@ -127,18 +137,16 @@ def eval_split(store, run_context) -> dict:
         output = proto_utils.json_to_proto(config.string_value, example_gen_pb2.Output())
         if not output.split_config.splits:
             return {"split_by": "files", "open_set": None, "note": "the dataset's own files"}
-        if output.split_config.partition_feature_name:
-            return {
-                "split_by": "identity",
-                "open_set": True,
-                "note": "open-set: eval identities never appear in training",
-            }
-        return {
-            "split_by": "image",
-            "open_set": False,
-            "note": "closed-set: eval holds new images of identities seen in training",
-        }
+        if output.split_config.partition_feature_name and made != "image":
+            found = "open-set: eval identities never appear in training"
+            return {"split_by": "identity", "open_set": True, "note": _joined(found, note)}
+        found = "closed-set: eval holds new images of identities seen in training"
+        return {"split_by": "image", "open_set": False, "note": note or found}
     return {}
+
+
+def _joined(first: str, then: str) -> str:
+    return f"{first}; {then}" if then else first
 
 
 def baseline_name(components: dict) -> str:
@@ -263,7 +271,7 @@ def build_summary(
         "blessing": blessing.to_config(),
         "blessing_reasons": [],
         "dataset": None,
-        "eval_split": eval_split(store, run),
+        "eval_split": eval_split(store, run, _last(outputs.get("ExampleGen", {}), "Examples")),
         "training": None,
         "artifacts": {},
         "serving": serving_summary(outputs),

@@ -30,6 +30,11 @@ def write_identity_folders(root, per_identity: int, identities: int):
 
 def run_example_gen(data_dir: str, output_dir: str, eval_fraction: float, split_by: str):
     """Runs Executor.Do as the component would; returns split -> list of identity names."""
+    return run_example_gen_artifact(data_dir, output_dir, eval_fraction, split_by)[0]
+
+
+def run_example_gen_artifact(data_dir, output_dir, eval_fraction: float, split_by: str):
+    """(split -> identity names, the Examples artifact) of Executor.Do."""
     examples = standard_artifacts.Examples()
     examples.uri = output_dir
     data_format = sources.detect_format(data_dir)
@@ -54,7 +59,26 @@ def run_example_gen(data_dir: str, output_dir: str, eval_fraction: float, split_
             tf.train.Example.FromString(r.numpy()).features.feature["label"].bytes_list.value[0]
             for r in records
         ]
-    return labels
+    return labels, examples
+
+
+@pytest.mark.parametrize("identities", [4, 5, 6])
+def test_a_small_folder_of_four_or_more_people_holds_out_two_by_identity(tmp_path, identities):
+    data = write_identity_folders(tmp_path / "data", per_identity=12, identities=identities)
+    labels, artifact = run_example_gen_artifact(str(data), str(tmp_path / "out"), 0.2, "")
+    assert len(set(labels["eval"])) >= 2 and len(set(labels["train"])) >= 2
+    assert not set(labels["eval"]) & set(labels["train"])
+    assert artifact.get_string_custom_property(executor.SPLIT_BY_PROPERTY) == "identity"
+
+
+def test_three_people_fall_back_to_a_split_by_image_and_say_so(tmp_path):
+    data = write_identity_folders(tmp_path / "data", per_identity=12, identities=3)
+    labels, artifact = run_example_gen_artifact(str(data), str(tmp_path / "out"), 0.3, "")
+    assert set(labels["eval"]) & set(labels["train"])  # Closed set: new images of each.
+    assert len(labels["eval"]) + len(labels["train"]) == 36
+    assert artifact.get_string_custom_property(executor.SPLIT_BY_PROPERTY) == "image"
+    note = artifact.get_string_custom_property(executor.SPLIT_NOTE_PROPERTY)
+    assert note.startswith("split by image, not by identity: 3 identities")
 
 
 def test_identity_split_keeps_eval_identities_out_of_train(tmp_path):
