@@ -7,6 +7,7 @@ and by `compile kubeflow` alike, without importing TensorFlow, TFX or Beam.
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -99,8 +100,29 @@ def test_run_refuses_a_bad_data_path_before_starting(tmp_path, capsys, layout):
     assert not output_dir.exists()
 
 
+def test_run_refuses_a_truncated_idx_file_in_one_line_naming_it(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    for prefix in ("train", "t10k"):
+        images = struct.pack(">4I", 0x803, 2, 4, 4) + bytes(2 * 4 * 4)
+        (data / f"{prefix}-images-idx3-ubyte").write_bytes(images)
+        (data / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">2I", 0x801, 2) + b"\0\1")
+    truncated = data / "t10k-images-idx3-ubyte"
+    truncated.write_bytes(truncated.read_bytes()[:-5])
+    output_dir = tmp_path / "out"
+    assert cli.main(["run", "--data", str(data), "--output-dir", str(output_dir)]) == 1
+    line = _one_line_error(capsys)
+    assert line == (
+        f"siamese-tfx run: error: --data {truncated}: file is 43 bytes but its header "
+        "((2, 4, 4)) implies 48 bytes (truncated?)"
+    )
+    assert not output_dir.exists()
+
+
 def test_validation_imports_nothing_heavy(tmp_path):
     """A bad value or path is refused before TensorFlow, TFX or Beam is imported."""
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "x.tfrecord").write_bytes(b"not a TFRecord file" * 10)
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -108,6 +130,7 @@ def test_validation_imports_nothing_heavy(tmp_path):
         codes = [
             cli.main(["run", "--output-dir", {str(tmp_path)!r}, "--epochs", "-1"]),
             cli.main(["run", "--data", {str(tmp_path / "missing")!r}]),
+            cli.main(["run", "--data", {str(tmp_path / "records")!r}]),
             cli.main({COMPILE!r} + ["--output", "p.yaml", "--margin", "-2"]),
         ]
         heavy = sorted(
@@ -120,7 +143,8 @@ def test_validation_imports_nothing_heavy(tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"codes": [1, 1, 1], "heavy": []}
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert outcome == {"codes": [1, 1, 1, 1], "heavy": []}
 
 
 def test_a_second_run_on_a_directory_in_use_stops_at_once_and_names_the_other(tmp_path, capsys):
@@ -151,3 +175,19 @@ def test_a_second_run_on_a_directory_in_use_stops_at_once_and_names_the_other(tm
     with run_lock.output_dir_lock(str(output_dir)):
         with open(configs.lock_path(str(output_dir))) as f:
             assert f.read().strip() == str(os.getpid())
+
+
+@pytest.mark.parametrize(
+    "where, problem",
+    [
+        ("a_file", "not a directory"),
+        ("a_file/out", "a parent is not a directory"),
+        ("/proc/forbidden/out", "cannot create it"),  # No directory can be made in /proc.
+    ],
+)
+def test_an_unusable_output_dir_is_one_line_before_the_lock(tmp_path, capsys, where, problem):
+    (tmp_path / "a_file").write_text("not a folder")
+    output_dir = where if where.startswith("/") else str(tmp_path / where)
+    assert cli.main(["run", "--output-dir", output_dir]) == 1
+    line = _one_line_error(capsys)
+    assert line.startswith(f"siamese-tfx run: error: --output-dir {output_dir}: {problem}")

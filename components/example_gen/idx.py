@@ -1,4 +1,8 @@
-"""Reads MNIST-format IDX files (plain or gzipped) in chunks, checking their headers."""
+"""Reads MNIST-format IDX files (plain or gzipped) in chunks, checking their headers.
+
+Reads through tf.io.gfile (local, gs://, s3://); the header and size rules themselves are
+idx_header's, shared with the up-front check of `run` (dataset_check.py).
+"""
 
 import gzip
 import struct
@@ -7,13 +11,16 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
-IMAGES_NDIM = 3
-LABELS_NDIM = 1
-_UBYTE = 0x08
-
-
-class IdxFormatError(ValueError):
-    """An IDX file is malformed; the message names the file and the problem."""
+from components.example_gen import idx_header
+from components.example_gen.idx_header import (  # noqa: F401 (re-exported)
+    GZIP_TRAILER,
+    IMAGES_NDIM,
+    LABELS_NDIM,
+    UBYTE,
+    IdxFormatError,
+    header_size,
+    parse_header,
+)
 
 
 def _open(path: str):
@@ -25,40 +32,22 @@ def read_header(path: str, expected_ndim: int) -> tuple[int, ...]:
     """Returns the dimensions an IDX file declares, after checking its magic number."""
     with _open(path) as f:
         try:
-            magic = f.read(4)
+            head = f.read(header_size(expected_ndim))
         except (OSError, EOFError) as e:
             raise IdxFormatError(f"{path}: cannot read IDX header: {e}") from e
-        if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
-            raise IdxFormatError(
-                f"{path}: wrong magic number {magic.hex() or '(empty file)'}; "
-                f"an IDX file starts with 0x0000{_UBYTE:02x}{expected_ndim:02x}"
-            )
-        if magic[2] != _UBYTE or magic[3] != expected_ndim:
-            raise IdxFormatError(
-                f"{path}: wrong magic number 0x{magic.hex()}; expected 0x0000{_UBYTE:02x}"
-                f"{expected_ndim:02x} (unsigned bytes, {expected_ndim} dimensions)"
-            )
-        raw_dims = f.read(4 * expected_ndim)
-        if len(raw_dims) < 4 * expected_ndim:
-            raise IdxFormatError(f"{path}: truncated IDX header")
-        return struct.unpack(f">{expected_ndim}I", raw_dims)
-
-
-def header_size(ndim: int) -> int:
-    return 4 + 4 * ndim
+    return parse_header(path, head, expected_ndim)
 
 
 def check_size(path: str, dims: tuple[int, ...]) -> None:
-    """Fails if an uncompressed IDX file is shorter or longer than its header says."""
-    if path.endswith(".gz"):
-        return  # Checked while streaming: gzip cannot be sized without reading it.
-    expected = header_size(len(dims)) + int(np.prod(dims))
-    actual = tf.io.gfile.stat(path).length
-    if actual != expected:
-        raise IdxFormatError(
-            f"{path}: file is {actual} bytes but its header ({dims}) implies {expected} bytes"
-            + (" (truncated?)" if actual < expected else "")
-        )
+    """Fails if an IDX file is shorter or longer than its header says (a gzipped one by its
+    trailer's ISIZE, idx_header.check_size)."""
+    length = tf.io.gfile.stat(path).length
+    tail = b""
+    if path.endswith(".gz") and length >= GZIP_TRAILER:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            f.seek(length - GZIP_TRAILER)
+            tail = f.read(GZIP_TRAILER)
+    idx_header.check_size(path, dims, length, tail)
 
 
 def read_records(path: str, ndim: int, start: int, count: int) -> np.ndarray:
@@ -91,7 +80,7 @@ def chunks(total: int, chunk_size: int) -> Iterator[tuple[int, int]]:
 def write_idx(path: str, array: np.ndarray) -> None:
     """Writes a uint8 array as an IDX file (gzipped if the path ends in .gz)."""
     array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, _UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    header = bytes([0, 0, UBYTE, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     with tf.io.gfile.GFile(path, "wb") as handle:  # Local, gs:// or s3://.
         if path.endswith(".gz"):
             with gzip.GzipFile(fileobj=handle, mode="wb") as f:

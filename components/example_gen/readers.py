@@ -8,7 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from components import keys
-from components.example_gen import idx, sources
+from components.example_gen import idx, idx_header, sources
 from components.example_gen.images import ImageFileError, check_png_or_jpeg, example_image_bytes
 
 # Images per Beam element when streaming IDX files. Each element re-reads a gzipped file from
@@ -61,12 +61,7 @@ def check_idx_pair(images_path: str, labels_path: str) -> int:
     label_dims = idx.read_header(labels_path, idx.LABELS_NDIM)
     idx.check_size(images_path, image_dims)
     idx.check_size(labels_path, label_dims)
-    if image_dims[0] != label_dims[0]:
-        raise idx.IdxFormatError(
-            f"{images_path} holds {image_dims[0]} images but {labels_path} "
-            f"holds {label_dims[0]} labels"
-        )
-    return image_dims[0]
+    return idx_header.check_counts(images_path, image_dims, labels_path, label_dims)
 
 
 def idx_chunk_to_examples(chunk: tuple[int, int], images_path: str, labels_path: str):

@@ -81,6 +81,16 @@ def test_truncated_gzipped_idx_file_is_named(tmp_path):
         idx.read_records(str(path), idx.IMAGES_NDIM, 0, 50)
 
 
+def test_gzipped_idx_file_of_the_wrong_size_is_named_before_reading_it(tmp_path):
+    write_mnist(str(tmp_path), np.ones((5, 4, 4), np.uint8), np.ones(5, np.uint8), compress=True)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:-16]))  # By its gzip trailer (ISIZE): no streaming.
+    message = rf"{path}: gzip trailer.* 80 bytes.* implies 96 bytes \(truncated"
+    with pytest.raises(idx.IdxFormatError, match=message):
+        readers.check_idx_pair(str(path), str(tmp_path / "train-labels-idx1-ubyte.gz"))
+
+
 def test_wrong_magic_number_is_named(tmp_path):
     write_mnist(str(tmp_path), np.zeros((3, 28, 28), np.uint8), np.zeros(3, np.uint8))
     # Labels passed where images are expected: 1 dimension instead of 3.
