@@ -208,7 +208,10 @@ def test_pushed_model_verifies_at_the_calibrated_threshold(runs):
     verify = model.signatures["verify"](
         examples_a=tf.constant(records[first]), examples_b=tf.constant(records[second])
     )
-    assert verify["threshold"].numpy() == pytest.approx(threshold)
+    np.testing.assert_allclose(verify["threshold"].numpy(), threshold, rtol=1e-6)
+    for name, function in model.signatures.items():  # Batch-first: the REST row format works.
+        for output, spec in function.structured_outputs.items():
+            assert spec.shape.rank >= 1 and spec.shape[0] is None, (name, output)
     same, positive = verify["same"].numpy(), labels[first] == labels[second]
     assert same[positive].mean() > same[~positive].mean() + 0.2
     assert same[~positive].mean() < 0.05  # calibrated at FAR 1e-3 on these very pairs' split

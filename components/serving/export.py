@@ -3,9 +3,11 @@
 Signatures (every input a 1-D string tensor of serialized tf.Example with `image`):
   serving_default(examples) -> embedding float32 [B, D], L2-normalised (the Trainer's, unchanged)
   verify(examples_a, examples_b) -> distance float32 [B], same bool [B] (distance <= threshold),
-      threshold float32 []
+      threshold float32 [B] (the same value for every pair)
   identify(examples) -> identities string [B, k], distances float32 [B, k] (ascending),
       known bool [B] (the nearest is within the threshold); only with a gallery.
+Every output has the batch first, so TF Serving's REST row format ({"instances": [...]}, what
+KServe's V1 protocol sends) works as well as the columnar one ({"inputs": {...}}).
 Distances are Euclidean between the served (unit-norm) embeddings, the definition of
 components.evaluator.embedding_metrics.pair_distances that calibrated the threshold.
 Every signature first reads each image's header and refuses images above `max_image_pixels`
@@ -77,7 +79,9 @@ class _ServingModule(tf.Module):
         return {
             keys.DISTANCE: distance,
             keys.SAME: distance <= self.threshold,
-            keys.THRESHOLD: tf.identity(self.threshold),
+            # One per pair, like every output: TF Serving's row format ("instances") splits
+            # each output along its first dimension and refuses a scalar.
+            keys.THRESHOLD: tf.fill(tf.shape(distance), self.threshold),
         }
 
     def identify_fn(self, top_k: int):

@@ -102,7 +102,8 @@ def test_signatures_match_numpy_distances_and_the_calibrated_threshold(data):
     first = np.arange(len(a))
     expected = em.pair_distances(embedding, first, first + 1)
     np.testing.assert_allclose(verify["distance"].numpy(), expected, atol=1e-5)
-    assert verify["threshold"].numpy() == pytest.approx(facts["threshold"])
+    assert verify["threshold"].shape == (len(a),)  # batch-first, like every output
+    np.testing.assert_allclose(verify["threshold"].numpy(), facts["threshold"], rtol=1e-6)
     np.testing.assert_array_equal(verify["same"].numpy(), expected <= facts["threshold"])
     assert facts["far"] == 1e-3 and facts["notes"] == []
 
