@@ -61,11 +61,15 @@ RUN /opt/uv/bin/uv venv --python /usr/bin/python3.10 /opt/venv \
 # --- runtime ----------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
 ARG DEBIAN_FRONTEND=noninteractive
+# KFP's launcher downloads each step's input artifacts under /s3, /gcs or /minio before our
+# command runs. KFP 2.3+ mounts writable emptyDirs there; on 2.0-2.2 the image's own folders
+# are used, so they belong to the uid the steps run as.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates python3.10 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --create-home --uid 1000 --shell /bin/bash tfx
+    && useradd --create-home --uid 1000 --shell /bin/bash tfx \
+    && install -d -o 1000 -g 1000 /s3 /gcs /minio
 
 COPY --from=build /opt/uv/bin/uv /usr/local/bin/uv
 COPY --from=build /opt/cuda /opt/cuda

@@ -475,6 +475,12 @@ def test_dockerfile_installs_the_lock_then_our_package_as_a_non_root_user():
     assert install > max(source_copies)
     users = [args for name, args in instructions if name == "USER"]
     assert users and users[-1] not in ("0", "root")
+    # The launcher's download folders belong to that user (KFP backends before 2.3).
+    assert any(
+        re.search(rf"install -d -o {users[-1]} -g {users[-1]} /s3 /gcs /minio", args)
+        for name, args in instructions
+        if name == "RUN"
+    )
     assert ("ENTRYPOINT", "[]") in instructions  # KFP's command runs as given.
     for name, args in instructions:
         if name in ("ARG", "ENV"):
