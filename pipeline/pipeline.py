@@ -4,7 +4,6 @@ import dataclasses
 
 from tfx.components import (
     ExampleValidator,
-    Pusher,
     SchemaGen,
     StatisticsGen,
     Trainer,
@@ -21,6 +20,7 @@ from components.example_gen.component import create_example_gen
 from components.example_gen.split_modes import Dataset
 from components.reporting.component import EmbeddingReport
 from components.serving.component import ServingModel
+from components.serving.pusher import Pusher
 from pipeline import configs
 from pipeline.settings import PipelineSettings
 
