@@ -23,6 +23,11 @@ SIGNATURES = (SERVING_DEFAULT, VERIFY, IDENTIFY)
 EXAMPLES = "examples"
 EXAMPLES_A, EXAMPLES_B = "examples_a", "examples_b"
 
+# Files of the served model beside the graph: the calibration facts (threshold, FAR, gallery,
+# pixel limit) in assets.extra/, which TF Serving copies but never loads.
+ASSETS_EXTRA = "assets.extra"
+CALIBRATION_FILE = "calibration.json"
+
 # Their outputs.
 EMBEDDING = "embedding"
 DISTANCE, SAME, THRESHOLD = "distance", "same", "threshold"

@@ -3,18 +3,44 @@
 The output is what TF Serving's REST predict API answers to a columnar ("inputs") request:
 {"outputs": {name: value, ...}} ({"outputs": value} for a signature with one output, such as
 serving_default's embedding).
+
+Everything that needs no model is checked first, before TensorFlow is imported, in well under
+a second: the model directory (a SavedModel, or a serving directory of numbered versions), each
+image (a readable, non-empty file that is PNG, JPEG, GIF or BMP by its magic number, the formats
+the model decodes, with a header that holds its size), pairs for verify, and the pixel limit:
+each header's width x height, read in pure Python (components.serving.image_header), against
+the model's max_image_pixels in assets.extra/calibration.json. The served model keeps its own
+in-graph guard: the same rule, in the same words; it alone decides when calibration.json (or
+its max_image_pixels) is absent.
+
+The console: stdout gets the JSON answer, stderr one line "siamese-tfx predict: ..." on an
+error, nothing else. While TensorFlow loads and runs, library logging (TensorFlow's C++ logging
+on file descriptor 2, absl, Python warnings) goes to a temporary log file through
+pipeline.console, as in `siamese-tfx run`. It is deleted when the command succeeds or fails for
+a reason the error line states in full (a refused image, a missing signature): a prediction
+has no output directory to keep a log in, and the model directory may be read-only, so a log
+nobody asked for is not left behind. An unexpected failure keeps it and names it in the error
+line, as the only place holding the traceback and TensorFlow's own messages. Unless it is set,
+TF_CPP_MIN_LOG_LEVEL=1 keeps TensorFlow's INFO lines (oneDNN, cpu_feature_guard) out of even
+that log. --verbose shows all of the logging on stderr as well.
 """
 
 import argparse
 import json
+import logging
 import os
 import re
 import sys
+import tempfile
 
 from components import keys
+from components.serving import image_header
 
 # The command's words for the served model's signatures.
 SIGNATURES = {"embed": keys.SERVING_DEFAULT, keys.VERIFY: keys.VERIFY, keys.IDENTIFY: keys.IDENTIFY}
+CALIBRATION_PATH = (keys.ASSETS_EXTRA, keys.CALIBRATION_FILE)  # The model's calibration facts.
+MAX_IMAGE_PIXELS = "max_image_pixels"  # the ServingModel's calibration fact
+LOG_PREFIX = "siamese-tfx-predict-"
 
 
 class PredictError(ValueError):
@@ -36,6 +62,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="a model version directory (holding saved_model.pb), or the serving directory "
         "that the Pusher writes versions into (its newest version is used)",
     )
+    predict.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's and the other libraries' logging on stderr (by default it goes "
+        "to a temporary log file, named in the error line if the command fails unexpectedly)",
+    )
     predict.add_argument("signature", choices=sorted(SIGNATURES), help="what to compute")
     predict.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
 
@@ -44,8 +76,10 @@ def model_version_dir(path: str) -> str:
     """`path` if it holds a SavedModel, else its newest numbered version sub-directory."""
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return path
-    if not os.path.isdir(path):
+    if not os.path.exists(path):
         raise PredictError(f"--model {path}: no such directory")
+    if not os.path.isdir(path):
+        raise PredictError(f"--model {path}: not a directory")
     versions = [n for n in os.listdir(path) if n.isdigit()]
     versions = [n for n in versions if os.path.isfile(os.path.join(path, n, "saved_model.pb"))]
     if not versions:
@@ -56,14 +90,65 @@ def model_version_dir(path: str) -> str:
     return os.path.join(path, max(versions, key=int))
 
 
-def read_images(paths: list[str]) -> list[bytes]:
-    images = []
-    for path in paths:
-        if not os.path.isfile(path):
-            raise PredictError(f"{path}: no such file")
+def max_image_pixels(version_dir: str) -> int | None:
+    """The model's pixel limit from its calibration.json; None if it does not say."""
+    try:
+        with open(os.path.join(version_dir, *CALIBRATION_PATH)) as f:
+            limit = json.load(f).get(MAX_IMAGE_PIXELS)
+    except (OSError, ValueError, AttributeError):  # absent, unreadable or not a JSON object
+        return None
+    return limit if isinstance(limit, int) and not isinstance(limit, bool) else None
+
+
+def read_image(path: str) -> bytes:
+    """The bytes of one image file, refused unless they are PNG/JPEG/GIF/BMP with a header."""
+    if os.path.isdir(path):
+        raise PredictError(f"{path}: a directory, not an image file")
+    if not os.path.isfile(path):
+        raise PredictError(f"{path}: no such file")
+    try:
         with open(path, "rb") as f:
-            images.append(f.read())
-    return images
+            data = f.read()
+    except OSError as error:
+        raise PredictError(f"{path}: cannot read it ({error.strerror})") from None
+    if not data:
+        raise PredictError(f"{path}: empty file, not an image")
+    image_format = image_header.image_format(data)
+    if image_format is None:
+        raise PredictError(
+            f"{path}: not a {', '.join(image_header.FORMATS[:-1])} or "
+            f"{image_header.FORMATS[-1]} image (it starts with {data[:8]!r})"
+        )
+    if image_header.image_size(data) is None:
+        raise PredictError(
+            f"{path}: cannot decode the image (its {image_format} header is cut short or "
+            "holds no width and height)"
+        )
+    return data
+
+
+def check_pixels(paths: list[str], images: list[bytes], limit: int) -> None:
+    """The served model's pixel guard (components.serving.image_guard), worded as it is."""
+    for index, (path, image) in enumerate(zip(paths, images, strict=True)):
+        width, height = image_header.image_size(image)
+        if width * height > limit:
+            raise PredictError(
+                f"{path}: image {index} of the batch is {width} x {height} = "
+                f"{width * height} pixels, above the limit of {limit} pixels "
+                "(--max-image-pixels at export)"
+            )
+
+
+def check_request(model_dir: str, signature: str, paths: list[str]) -> tuple[str, list[bytes]]:
+    """(the version dir, the images' bytes) after every check that needs no TensorFlow."""
+    if SIGNATURES[signature] == keys.VERIFY and len(paths) % 2:
+        raise PredictError(f"verify takes pairs of images (A1 B1 A2 B2 ...), got {len(paths)}")
+    version_dir = model_version_dir(model_dir)
+    images = [read_image(path) for path in paths]
+    limit = max_image_pixels(version_dir)
+    if limit is not None:
+        check_pixels(paths, images, limit)
+    return version_dir, images
 
 
 def to_json_value(tensor):
@@ -74,11 +159,13 @@ def to_json_value(tensor):
 
 
 def _examples(images: list[bytes]):
+    """Serialized tf.Examples of the images, written as a REST client writes them (no TFX
+    import: that would load every TFX component and Google Cloud client first)."""
     import tensorflow as tf
 
-    from components.example_gen import readers
+    from pipeline.serving_client import serialized_example
 
-    return tf.constant([readers.make_example(image, "").SerializeToString() for image in images])
+    return tf.constant([serialized_example(image) for image in images])
 
 
 def _reason(error) -> str:
@@ -107,14 +194,10 @@ def _culprit(serve, paths, images) -> str:
     return "the model refused the request"
 
 
-def run(model_dir: str, signature: str, paths: list[str]) -> dict:
-    """The outputs of one signature on the images, as TF Serving's REST API returns them."""
+def run(version_dir: str, signature: str, paths: list[str], images: list[bytes]) -> dict:
+    """The outputs of one signature on the checked images, as TF Serving's REST API returns them."""
     import tensorflow as tf
 
-    images = read_images(paths)
-    if SIGNATURES[signature] == keys.VERIFY and len(images) % 2:
-        raise PredictError(f"verify takes pairs of images (A1 B1 A2 B2 ...), got {len(images)}")
-    version_dir = model_version_dir(model_dir)
     model = tf.saved_model.load(version_dir)
     name = SIGNATURES[signature]
     if name not in model.signatures:
@@ -140,9 +223,38 @@ def run(model_dir: str, signature: str, paths: list[str]) -> dict:
     return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
 
 
+def run_logged(version_dir: str, signature: str, paths, images, verbose: bool) -> dict:
+    """run() with library logging in a temporary log file (see the module doc)."""
+    from pipeline import console
+
+    if not verbose and "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TF's INFO lines: not even logged
+    log_fd, log_path = tempfile.mkstemp(prefix=LOG_PREFIX, suffix=".log")
+    os.close(log_fd)
+    keep_log = False
+    try:
+        with console.run_console(log_path, verbose):
+            try:
+                return run(version_dir, signature, paths, images)
+            except PredictError:
+                raise
+            except Exception as error:  # The traceback goes to the log, one line to stderr.
+                from pipeline.cli import describe  # cli imports this module
+
+                logging.getLogger("siamese-tfx").error("predict failed", exc_info=error)
+                keep_log = True
+                raise PredictError(
+                    f"{version_dir}: {describe(error)} (full log: {log_path})"
+                ) from None
+    finally:
+        if not keep_log:
+            os.remove(log_path)
+
+
 def main(args: argparse.Namespace) -> int:
     try:
-        result = run(args.model, args.signature, args.images)
+        version_dir, images = check_request(args.model, args.signature, args.images)
+        result = run_logged(version_dir, args.signature, args.images, images, args.verbose)
     except PredictError as error:
         print(f"siamese-tfx predict: {error}", file=sys.stderr)
         return 1

@@ -23,8 +23,8 @@ import tensorflow as tf
 from components import keys
 from components.serving import image_guard
 
-CALIBRATION_FILE = "calibration.json"
-ASSETS_EXTRA = "assets.extra"  # Copied by TF Serving, never loaded as part of the graph.
+CALIBRATION_FILE = keys.CALIBRATION_FILE
+ASSETS_EXTRA = keys.ASSETS_EXTRA
 VERIFY, IDENTIFY = keys.VERIFY, keys.IDENTIFY
 _EXAMPLES = tf.TensorSpec([None], tf.string, name=keys.EXAMPLES)
 _IMAGE_SPEC = {keys.IMAGE: tf.io.FixedLenFeature([], tf.string)}
