@@ -210,9 +210,14 @@ def logging_failure(error: BaseException) -> None:
 
 
 def describe(error: BaseException) -> str:
-    """`error` on one line: its type and the first line of its message."""
-    first_line = (str(error).strip().splitlines() or [""])[0]
-    return f"{type(error).__name__}: {first_line}"
+    """`error` on one line: its type and the first line of its message, after the S3 endpoint
+    when that is what could not be reached (tensorflow-io's curl errors do not name it)."""
+    from pipeline import filesystems  # Light: os and logging only.
+
+    first_line = (str(error).strip().splitlines() or [""])[0].lstrip(": ")
+    described = f"{type(error).__name__}: {first_line}"
+    unreachable = filesystems.unreachable_endpoint(error)
+    return f"{unreachable} ({described})" if unreachable else described
 
 
 def console_script() -> None:

@@ -61,3 +61,27 @@ def s3_client():
         region_name=os.environ.get("AWS_REGION") or None,
         verify=verify_ssl(),
     )
+
+
+# A connection failure, as tensorflow-io (the AWS SDK for C++: curl's code) and botocore
+# (Beam's S3, boto3) word it: host not resolved, connection refused, timed out.
+_UNREACHABLE = (
+    "curlCode: 6,",
+    "curlCode: 7,",
+    "curlCode: 28,",
+    "Could not connect to the endpoint URL",
+    "Connect timeout on endpoint URL",
+)
+
+
+def unreachable_endpoint(error: BaseException) -> str | None:
+    """'S3 endpoint URL unreachable' when S3_ENDPOINT is set and `error`, or an error it was
+    raised from or while handling, is a connection failure; otherwise None."""
+    url = endpoint_url()
+    seen: set[int] = set()
+    while url and error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if any(mark in str(error) for mark in _UNREACHABLE):
+            return f"S3 endpoint {url} unreachable"
+        error = error.__cause__ or error.__context__
+    return None

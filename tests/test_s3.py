@@ -5,8 +5,61 @@ moto's server mode stands in for MinIO on 127.0.0.1; the endpoint and keys reach
 runs in a subprocess (`python -m pipeline run`), as a user runs it, and is judged by what it
 leaves in the bucket: a pushed model that loads from s3:// and answers serving_default, and no
 zero-byte directory markers. The entrypoint's marker clean-up runs against the same server.
+
+The server going away mid-run and coming back (test_a_run_stopped_by_an_s3_outage_...): stopped
+when the console shows "Trainer started", the run exits 1 with one line naming the endpoint;
+brought back with a snapshot of the bucket, the same command resumes from the cache and ends as
+an uninterrupted run does. It stops at the Trainer, not at Transform: Transform lasts long
+enough to catch, but once inside Beam its S3 calls are retried for minutes whatever the AWS
+settings (450 s measured, below). The Trainer does all its S3 I/O through tensorflow-io.
+
+What retries an S3 error, and for how long. Measured here against moto with the server stopped
+(connection refused), tensorflow-io 0.37.1, apache-beam 2.59, botocore 1.44:
+- tensorflow-io (every tf.io.gfile call: TFX's own file handling, Transform's graph, the
+  Trainer, model loading) sets only timeouts (5 min, kS3TimeoutMsec) and TLS on its client
+  (tensorflow/io v0.37.1, tensorflow_io/core/filesystems/s3/s3_filesystem.cc:51, 129-163).
+  The AWS SDK for C++ it bundles (1.8.187, WORKSPACE:229-241) therefore retries each request 10
+  times, sleeping 0, 50 ms, 100 ms ... 12.8 s (aws/aws-sdk-cpp 1.8.187,
+  aws-cpp-sdk-core/include/aws/core/client/DefaultRetryStrategy.h:20,
+  source/client/DefaultRetryStrategy.cpp:14-32). A connection failure counts as retryable
+  (source/client/AWSClient.cpp, AWSXMLClient::BuildAWSError). So a request survives about 25 s
+  of outage: a read with the server away 20 s succeeded after 25.6 s. Reads and uploads go
+  through a TransferManager retried 3 more times (s3_filesystem.cc:59-60, 328-339, 453-462):
+  an upload outlived a 60 s outage, and fails after 204 s with the server gone. Stat, behind
+  exists, isdir, makedirs, listdir and every read, turns any failure except FAILED_PRECONDITION
+  into NOT_FOUND (s3_filesystem.cc:663-694). With the server away longer than 25 s, exists()
+  says False after 51 s (HEAD, then LIST), makedirs() does nothing and reports success
+  (CreateDir, :1036-1050), and a read raises NotFoundError "Object ... does not exist". A
+  connection failure has no HTTP code, so its status is UNKNOWN ": curlCode: 7, Couldn't
+  connect to server" (:67, :98) and names no endpoint; filesystems.unreachable_endpoint adds it.
+- Beam's S3 (boto3): botocore 1.44 defaults to the standard retry mode: 3 attempts, with
+  backoff under 50 ms, then under 100 ms, for a connection error (botocore/configprovider.py:157,
+  retries/standard.py:36, 344-353, 470-473). The legacy mode's 5 attempts
+  (data/_retry.json:93-97) apply only when asked for.
+  On top of that, Beam retries list, metadata, ranged reads, copy and delete 7 times, sleeping
+  5, 10 ... 320 s, each fuzzed to half or more (apache_beam/utils/retry.py:115, 139, 234-242;
+  io/aws/s3io.py:154, 205, 301, 394, 514, 591; io/aws/clients/s3/boto3_client.py:137). A Beam
+  read or listing survives 5 to 10 minutes: exists() outlived a 150 s outage, answering after
+  262 s. Multipart upload parts are not wrapped: boto3's 3 attempts only.
+- So a step survives an outage of about 25 s anywhere. A longer one fails it, slowly: 486 s
+  after a stop at the Trainer's start (makedirs, 51 s per output, then the schema "not found";
+  TFX's clean-up then raises the curl error), 450 s at Transform's (Beam's retried listing).
+  AWS_RETRY_MODE=standard with AWS_MAX_ATTEMPTS=N sets the attempts of both SDKs. The bundled
+  C++ SDK reads them too: with N=1, a failing exists() returns at once. It ignores
+  AWS_MAX_ATTEMPTS without that mode, and Beam's own retries stay whatever is set. The test
+  sets N=1 for the interrupted run, which then fails within a second of the stop.
+- The cache survives the restart because the restarted server gives each object back its
+  LastModified (KEEP_LAST_MODIFIED). With new times, ExampleGen's input fingerprint changes and
+  every step runs again. The resumed run's metrics matched the uninterrupted run's bit for bit
+  in two tries of three (the weights too, where compared). In the third, three mean distances
+  differed by 6e-10 relative, while all ranking and threshold metrics matched exactly. That is
+  run-to-run float noise, not the resume. Most likely it comes from TensorFlow's CPU kernels,
+  which are not promised to be deterministic without
+  tf.config.experimental.enable_op_determinism; which op was not pinned down. Hence
+  pytest.approx.
 """
 
+import datetime
 import json
 import os
 import socket
@@ -16,7 +69,7 @@ import time
 
 import kfp_driver
 import pytest
-from conftest import write_digits_subset
+from conftest import TRAINING, UPSTREAM, write_digits_subset
 
 BUCKET = "siamese-test"
 ARGS = ["--image-size", "16", "--epochs", "2", "--min-training-steps", "0"]
@@ -30,52 +83,102 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# moto.server, where an object uploaded under a key of the JSON file named first gets that
+# LastModified back, as it had on a MinIO that restarts on its own disk. ExampleGen fingerprints
+# its input files by mtime (tfx/utils/io_utils.py, generate_fingerprint): re-uploaded with new
+# times, the same files are new data to it, and nothing downstream is taken from the cache.
+KEEP_LAST_MODIFIED = """
+import datetime, json, sys
+from moto.s3 import models
+from moto.server import main
+times = json.load(open(sys.argv.pop(1)))
+create = models.FakeKey.__init__
+def restored(self, name, *args, **kwargs):
+    create(self, name, *args, **kwargs)
+    if name in times:
+        self.last_modified = datetime.datetime.fromisoformat(times[name])
+models.FakeKey.__init__ = restored
+main()
+"""
+
+
+class Moto:
+    """A moto S3 server on 127.0.0.1 with the bucket. It keeps its objects only while it runs."""
+
+    def __init__(self, log_path, port: int | None = None):
+        self.log_path, self.port = log_path, port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    def start(self, last_modified: dict[str, str] | None = None) -> "Moto":
+        """Starts it (empty); `last_modified`: key -> the time an object uploaded later keeps."""
+        server = ["-m", "moto.server"]
+        if last_modified is not None:
+            with open(times := f"{self.log_path}.times.json", "w") as f:
+                json.dump(last_modified, f)
+            server = ["-c", KEEP_LAST_MODIFIED, times]
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, *server, "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        for _ in range(100):
+            try:
+                self.client().create_bucket(Bucket=BUCKET)
+                return self
+            except Exception:  # noqa: BLE001 (not up yet)
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"moto server exited, see {self.log_path}") from None
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"moto server not up on port {self.port}, see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    def client(self):
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=f"http://127.0.0.1:{self.port}",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def env(self) -> dict:
+        """The environment the pods would get."""
+        return {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "S3_ENDPOINT": f"127.0.0.1:{self.port}",
+            "S3_USE_HTTPS": "0",
+            "S3_VERIFY_SSL": "0",
+        }
+
+
 @pytest.fixture(scope="module")
 def s3_env(tmp_path_factory):
     """A moto S3 server on 127.0.0.1 with one bucket; the environment the pods would get."""
-    import boto3
-
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "S3_ENDPOINT": f"127.0.0.1:{port}",
-        "S3_USE_HTTPS": "0",
-        "S3_VERIFY_SSL": "0",
-    }
-    client = boto3.client(
-        "s3",
-        endpoint_url=f"http://127.0.0.1:{port}",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    moto = Moto(tmp_path_factory.mktemp("moto") / "server.log").start()
     try:
-        for _ in range(100):
-            try:
-                client.create_bucket(Bucket=BUCKET)
-                break
-            except Exception:  # noqa: BLE001 (not up yet)
-                if server.poll() is not None:
-                    raise RuntimeError("moto server exited") from None
-                time.sleep(0.2)
-        yield env, client
+        yield moto.env(), moto.client()
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+        moto.stop()
 
 
 def upload(client, directory: str, prefix: str) -> None:
     for name in os.listdir(directory):
         client.upload_file(os.path.join(directory, name), BUCKET, f"{prefix}/{name}")
+
+
+def upload_digits(client, local) -> None:
+    """The tiny digits subset, written under `local`, into the bucket's datasets/digits."""
+    upload(client, write_digits_subset(str(local / "digits"), train=16, eval=8), "datasets/digits")
 
 
 def keys(client, prefix: str) -> dict[str, int]:
@@ -84,23 +187,34 @@ def keys(client, prefix: str) -> dict[str, int]:
 
 
 def run_python(args: list[str], env: dict, cwd) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **kfp_driver.image_env(), **env}
     return subprocess.run(
-        [sys.executable, *args], env=full_env, cwd=cwd, capture_output=True, text=True, timeout=1200
+        [sys.executable, *args],
+        env=full_env(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
+
+
+def full_env(env: dict) -> dict:
+    return {**os.environ, **kfp_driver.image_env(), **env}
+
+
+def pipeline_argv(output_dir) -> list[str]:
+    """`python -m pipeline run` on the bucket's digits, root and serving dir in the bucket."""
+    argv = ["-m", "pipeline", "run", "--data", f"s3://{BUCKET}/datasets/digits"]
+    argv += ["--pipeline-root", f"s3://{BUCKET}/root", "--serving-dir", f"s3://{BUCKET}/serving"]
+    return [*argv, "--output-dir", str(output_dir), *ARGS]
 
 
 @pytest.fixture(scope="module")
 def s3_run(s3_env, tmp_path_factory):
     env, client = s3_env
     local = tmp_path_factory.mktemp("s3-run")
-    data = write_digits_subset(str(local / "digits"), train=16, eval=8)
-    upload(client, data, "datasets/digits")
+    upload_digits(client, local)
     output_dir = local / "output"  # ML Metadata (SQLite) and summary.json stay local.
-    argv = ["-m", "pipeline", "run", "--data", f"s3://{BUCKET}/datasets/digits"]
-    argv += ["--pipeline-root", f"s3://{BUCKET}/root", "--serving-dir", f"s3://{BUCKET}/serving"]
-    argv += ["--output-dir", str(output_dir), *ARGS]
-    process = run_python(argv, env, local)
+    process = run_python(pipeline_argv(output_dir), env, local)
     assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-6000:]
     with open(output_dir / "summary.json") as f:
         return env, client, local, json.load(f)
@@ -158,3 +272,138 @@ def test_pushed_model_loads_from_s3_and_answers_serving_default(s3_run):
     process = run_python(["-c", script, summary["pushed_model_dir"]], env, local)
     assert process.returncode == 0, process.stderr[-4000:]
     assert "EMBEDDING 64" in process.stdout
+
+
+def snapshot(client, directory) -> dict[str, str]:
+    """Downloads every object of the bucket into `directory` (as 0, 1, ...); returns each key's
+    LastModified (naive UTC, as moto keeps it)."""
+    os.makedirs(directory)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+    objects = [item for page in pages for item in page.get("Contents", [])]
+    for n, item in enumerate(objects):
+        client.download_file(BUCKET, item["Key"], os.path.join(directory, str(n)))
+    utc = datetime.timezone.utc
+    return {
+        item["Key"]: item["LastModified"].astimezone(utc).replace(tzinfo=None).isoformat()
+        for item in objects
+    }
+
+
+def restore(client, directory, saved: dict[str, str]) -> None:
+    for n, key in enumerate(saved):
+        client.upload_file(os.path.join(directory, str(n)), BUCKET, key)
+
+
+def read_until(stream, marker: str) -> str:
+    """What an unbuffered pipe gave until `marker` appeared (a start line has no newline yet), or
+    until it closed."""
+    seen = ""
+    while marker not in seen:
+        chunk = os.read(stream.fileno(), 4096)
+        if not chunk:
+            break
+        seen += chunk.decode(errors="replace")
+    return seen
+
+
+def run_into_an_outage(argv, env, work, moto: Moto, marker: str) -> tuple[dict, dict[str, str]]:
+    """Runs `argv`, snapshots the bucket into work/snapshot when the console shows `marker`, then
+    stops the server. Returns what happened (exit status, console, stderr lines, seconds) and the
+    snapshot (see `snapshot`)."""
+    started = time.monotonic()
+    with open(work / "stderr.txt", "w+") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, *argv],
+            env=full_env(env),
+            cwd=work,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+        console = read_until(process.stdout, marker)
+        reached = time.monotonic()
+        saved = snapshot(moto.client(), work / "snapshot") if marker in console else {}
+        stopped = time.monotonic()
+        moto.stop()
+        console += process.communicate(timeout=900)[0].decode(errors="replace")
+        stderr.seek(0)
+        outcome = {
+            "returncode": process.returncode,
+            "console": console,
+            "stderr": stderr.read().strip().splitlines(),
+            "seconds": {
+                "to the marker": round(reached - started, 1),
+                "snapshot": round(stopped - reached, 1),
+                "from the stop to the failure": round(time.monotonic() - stopped, 1),
+            },
+        }
+    return outcome, saved
+
+
+def test_an_unreachable_s3_endpoint_is_named_in_the_one_line_failure(monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+
+    from pipeline import cli
+
+    monkeypatch.setenv("S3_ENDPOINT", "127.0.0.1:9")
+    monkeypatch.setenv("S3_USE_HTTPS", "0")
+    refused = ": curlCode: 7, Couldn't connect to server"  # tensorflow-io's words for it
+    try:
+        try:
+            raise FileNotFoundError("Could not find directory s3://b/schema")  # Stat's verdict
+        except FileNotFoundError:
+            raise OSError(refused)  # noqa: B904 (as TFX's clean-up raises it)
+    except OSError as error:
+        assert cli.describe(error) == (
+            "S3 endpoint http://127.0.0.1:9 unreachable "
+            "(OSError: curlCode: 7, Couldn't connect to server)"
+        )
+    boto = EndpointConnectionError(endpoint_url="http://127.0.0.1:9/b/k")
+    assert cli.describe(RuntimeError("wrapped")) == "RuntimeError: wrapped"
+    assert cli.describe(boto).startswith("S3 endpoint http://127.0.0.1:9 unreachable (")
+    monkeypatch.delenv("S3_ENDPOINT")
+    assert cli.describe(OSError(refused)) == "OSError: curlCode: 7, Couldn't connect to server"
+
+
+@pytest.mark.e2e
+def test_a_run_stopped_by_an_s3_outage_fails_in_one_line_and_resumes_from_the_cache(
+    s3_run, tmp_path
+):
+    uninterrupted = s3_run[3]
+    moto = Moto(tmp_path / "moto.log").start()  # Its own: the module's server stays up.
+    try:
+        upload_digits(moto.client(), tmp_path)
+        argv, env = pipeline_argv(tmp_path / "output"), moto.env()
+        # The default retries take minutes to give up (module doc): none, for a quick failure.
+        no_retry = {**env, "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "1"}
+        failed, saved = run_into_an_outage(argv, no_retry, tmp_path, moto, "Trainer started")
+        errors = failed["stderr"]
+        print(failed["console"] + "\n".join(errors))
+        print(f"{len(saved)} objects saved; seconds: {failed['seconds']}")
+        assert failed["returncode"] == 1 and saved, failed
+        assert len(errors) == 2, errors
+        assert errors[0].startswith(
+            f"siamese-tfx run: Trainer failed on s3://{BUCKET}/datasets/digits: "
+            f"S3 endpoint http://127.0.0.1:{moto.port} unreachable ("
+        ), errors
+        assert errors[1].startswith("Full log: ")
+
+        moto.start(last_modified=saved)  # On the same port, empty: its objects died with it.
+        restore(moto.client(), tmp_path / "snapshot", saved)
+        started = time.monotonic()
+        rerun = run_python(argv, env, tmp_path)
+        print(f"re-run in {time.monotonic() - started:.1f} s:\n{rerun.stdout}")
+        assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-6000:]
+        with open(tmp_path / "output" / "summary.json") as f:
+            summary = json.load(f)
+        # ServedBaseline runs again on every run by design (components/baseline/choice.uncached).
+        assert summary["components"] == {
+            **dict.fromkeys(UPSTREAM, "CACHED"),
+            **dict.fromkeys(TRAINING, "COMPLETE"),
+        }
+        version = summary["pushed_model_dir"].rstrip("/").rsplit("/", 1)[1]
+        assert f"serving/{version}/saved_model.pb" in keys(moto.client(), "serving/")
+        # Bit-identical in most runs; see the module doc on the rare float noise.
+        assert summary["metrics"] == pytest.approx(uninterrupted["metrics"])
+        assert summary["training"]["epochs_run"] == uninterrupted["training"]["epochs_run"]
+    finally:
+        moto.stop()
