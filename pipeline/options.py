@@ -113,33 +113,30 @@ def option_error(error: SettingError, cls) -> OptionError:
     return OptionError(f"{flag} {_format_value(error.value)}: {error.allowed}")
 
 
-def settings_from(args: argparse.Namespace, cls):
-    """`cls` from the parsed options (fields without an option keep their defaults)."""
+def settings_from(args: argparse.Namespace, cls, **parts):
+    """`cls` from the parsed options (fields without an option keep their defaults) and
+    `parts` (fields that are settings objects of their own)."""
     values = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(cls)
         if setting_of(f) is not None and hasattr(args, f.name)
     }
     try:
-        return cls(**values)
+        return cls(**values, **parts)
     except SettingError as error:
         raise option_error(error, cls) from None
 
 
 def pipeline_settings_from(args: argparse.Namespace) -> PipelineSettings:
     """Every shared option checked; raises OptionError for the first bad one."""
-    parts = {"hparams": HParams, "blessing": Blessing, "serving": ServingSettings}
-    parts["report"] = ReportSettings
-    built = {name: settings_from(args, cls) for name, cls in parts.items()}
-    own = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(PipelineSettings)
-        if setting_of(f) is not None and hasattr(args, f.name)
-    }
-    try:
-        return PipelineSettings(**built, **own)
-    except SettingError as error:
-        raise option_error(error, PipelineSettings) from None
+    return settings_from(
+        args,
+        PipelineSettings,
+        hparams=settings_from(args, HParams),
+        blessing=settings_from(args, Blessing),
+        serving=settings_from(args, ServingSettings),
+        report=settings_from(args, ReportSettings),
+    )
 
 
 def dataset_from(data: str, data_format: str, split: Split) -> Dataset:

@@ -206,13 +206,9 @@ def run(version_dir: str, signature: str, paths: list[str], images: list[bytes])
             f"--no-gallery?); it has {sorted(model.signatures)}"
         )
     function = model.signatures[name]
-    if name == keys.VERIFY:
-        inputs = {
-            keys.EXAMPLES_A: _examples(images[0::2]),
-            keys.EXAMPLES_B: _examples(images[1::2]),
-        }
-    else:
-        inputs = {keys.EXAMPLES: _examples(images)}
+    from pipeline.serving_client import signature_inputs
+
+    inputs = {key: _examples(part) for key, part in signature_inputs(name, images).items()}
     try:
         outputs = function(**inputs)
     except tf.errors.InvalidArgumentError:

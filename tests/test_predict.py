@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.serving import export
+from components import keys
 from components.serving.export_test import _export, data  # noqa: F401 (fixture)
 from components.serving.image_guard_test import encoded, png_declaring
 from pipeline import cli
-from pipeline import predict as predict_module
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIMIT = 16_000_000  # ServingSettings' default max_image_pixels
@@ -64,7 +63,7 @@ def serving_dirs(data):  # noqa: F811
     without, *_ = _export(data, "predict_plain", with_gallery=False, max_image_pixels=1000)
     # The ServingModel component records the limit among the calibration facts; `without`
     # keeps the fixture's calibration.json, which does not: the model alone guards it.
-    calibration = os.path.join(with_gallery, export.ASSETS_EXTRA, export.CALIBRATION_FILE)
+    calibration = os.path.join(with_gallery, keys.ASSETS_EXTRA, keys.CALIBRATION_FILE)
     with open(calibration) as f:
         facts = json.load(f)
     with open(calibration, "w") as f:
@@ -126,10 +125,6 @@ def test_errors_name_the_file_or_model_and_the_problem(capsys, images, serving_d
         code, out, err = predict(capsys, "--model", *args)
         assert code == 1 and out == "", args
         assert message in err, (args, err)
-
-
-def test_the_command_reads_the_calibration_where_the_export_writes_it():
-    assert predict_module.CALIBRATION_PATH == (export.ASSETS_EXTRA, export.CALIBRATION_FILE)
 
 
 def test_without_a_recorded_limit_the_model_refuses_the_bomb(capsys, images, serving_dirs):

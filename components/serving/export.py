@@ -23,8 +23,6 @@ import tensorflow as tf
 from components import keys
 from components.serving import image_guard
 
-CALIBRATION_FILE = keys.CALIBRATION_FILE
-ASSETS_EXTRA = keys.ASSETS_EXTRA
 VERIFY, IDENTIFY = keys.VERIFY, keys.IDENTIFY
 _EXAMPLES = tf.TensorSpec([None], tf.string, name=keys.EXAMPLES)
 _IMAGE_SPEC = {keys.IMAGE: tf.io.FixedLenFeature([], tf.string)}
@@ -128,15 +126,15 @@ def export_serving_model(
         module.identify = module.identify_fn(top_k)
         signatures[IDENTIFY] = module.identify
     tf.saved_model.save(module, export_dir, signatures=signatures)
-    extra = os.path.join(export_dir, ASSETS_EXTRA)
+    extra = os.path.join(export_dir, keys.ASSETS_EXTRA)
     tf.io.gfile.makedirs(extra)
-    with tf.io.gfile.GFile(os.path.join(extra, CALIBRATION_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(extra, keys.CALIBRATION_FILE), "w") as f:
         json.dump(calibration, f, indent=2, sort_keys=True)
 
 
 def read_calibration(model_dir: str) -> dict | None:
     """The calibration.json of a served model, or None if it has none."""
-    path = os.path.join(model_dir, ASSETS_EXTRA, CALIBRATION_FILE)
+    path = os.path.join(model_dir, keys.ASSETS_EXTRA, keys.CALIBRATION_FILE)
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path) as f:
