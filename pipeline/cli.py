@@ -1,4 +1,4 @@
-"""The `siamese-tfx` command line: `run` locally, `compile kubeflow`, `report` and `predict`."""
+"""The `siamese-tfx` command line: `run`, `compile kubeflow`, `report`, `predict`, `gallery`."""
 
 import argparse
 import sys
@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline import predict  # No TensorFlow at import time.
 
     predict.add_parser(commands)
+    from pipeline import gallery_command  # No TensorFlow at import time.
+
+    gallery_command.add_parser(commands)
     return parser
 
 
@@ -108,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline import predict
 
         return predict.main(args)
+    if args.command == "gallery":
+        from pipeline import gallery_command
+
+        return gallery_command.main(args)
     command = " ".join(filter(None, (args.command, getattr(args, "target", None))))
     try:  # Every option checked before anything heavy is imported or started.
         settings = options.pipeline_settings_from(args)

@@ -103,7 +103,8 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         evaluation=evaluator.outputs["evaluation"],
         blessing=evaluator.outputs["blessing"],
-        settings=serving.to_json(),
+        # The ledger of people enrolled or forgotten in the serving dir since it was trained.
+        settings=dataclasses.replace(serving, serving_dir=serving_dir).to_json(),
     )
     pusher = Pusher(
         model=serving_model.outputs["serving_model"],

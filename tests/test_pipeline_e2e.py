@@ -11,6 +11,7 @@ import glob
 import io
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -18,11 +19,12 @@ import tensorflow as tf
 from conftest import COMPONENTS, UPSTREAM
 from PIL import Image
 
+from benchmarks import tf_serving_loader
 from components import example_io
 from components.evaluator import embedding_metrics as em
 from components.example_gen import images, readers
 from components.serving import component as serving_component
-from components.serving import export, image_guard_test
+from components.serving import export, gallery_changes, gallery_ledger, image_guard_test
 from components.serving.settings import ServingSettings
 from pipeline import cli, report
 
@@ -359,3 +361,104 @@ def test_a_failing_component_gets_one_line_naming_it_the_input_and_the_problem(t
     log_path = output_dir / "logs" / "run.log"
     assert log_line.startswith(f"Full log: {log_path}")
     assert "Traceback" in log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def served_by_tf_serving_loader(runs):
+    """The pushed model loaded by TensorFlow's C++ loader (LoadSavedModel, as TF Serving does);
+    building the loader must work here: a build failure fails the tests, it never skips them."""
+    _, (_, summary), *_ = runs
+    with tf_serving_loader.ServingLoader(summary["pushed_model_dir"]) as loaded:
+        yield summary["pushed_model_dir"], loaded
+
+
+def test_tf_serving_loader_serves_every_signature_as_python_does(
+    served_by_tf_serving_loader, identity_folders
+):
+    model_dir, loaded = served_by_tf_serving_loader
+    assert {"serving_default", "verify", "identify"} <= set(loaded.signatures)
+    paths = sorted(glob.glob(str(identity_folders / "*" / "*")))[::10]
+    examples = [serialized(p) for p in paths]
+    python = tf.saved_model.load(model_dir).signatures
+    half = len(examples) // 2
+    requests = {
+        "serving_default": {"examples": examples},
+        "identify": {"examples": examples},
+        "verify": {"examples_a": examples[:half], "examples_b": examples[half : 2 * half]},
+    }
+    for name, inputs in requests.items():
+        served = loaded.call(name, inputs)
+        expected = python[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        assert set(served) == set(expected), name
+        batch = len(next(iter(inputs.values())))
+        for key, value in expected.items():
+            value = value.numpy()
+            assert served[key].shape[0] == batch, (name, key)  # Batch-first: row format works.
+            if key == "distances":  # sqrt of |q|^2 - 2 q.g + |g|^2: noisy near 0, so squared
+                np.testing.assert_allclose(served[key] ** 2, value**2, atol=1e-5, err_msg=name)
+            elif value.dtype.kind == "f":
+                np.testing.assert_allclose(served[key], value, atol=1e-5, err_msg=name)
+            else:
+                np.testing.assert_array_equal(served[key], value, err_msg=f"{name} {key}")
+    labels = [os.path.basename(os.path.dirname(p)) for p in paths]
+    identities = loaded.call("identify", {"examples": examples})["identities"][:, 0]
+    assert np.mean(identities.astype(str) == np.array(labels)) >= 0.8
+
+
+def test_tf_serving_loader_refuses_bad_inputs_and_keeps_serving(
+    served_by_tf_serving_loader, identity_folders
+):
+    _, loaded = served_by_tf_serving_loader
+    good = [serialized(sorted(glob.glob(str(identity_folders / "digit-1" / "*.png")))[0])]
+    no_image = tf.train.Example()
+    no_image.features.feature["label"].bytes_list.value.append(b"x")
+    bomb = readers.make_example(image_guard_test.png_declaring(20000, 20000), "x")
+    bad = {
+        "garbage bytes": ("serving_default", {"examples": [b"\x00garbage\xff"]}, "parse"),
+        "no image feature": ("identify", {"examples": [no_image.SerializeToString()]}, "image"),
+        "pixel bomb": (
+            "verify",
+            {"examples_a": [bomb.SerializeToString()], "examples_b": good},
+            "20000 x 20000",
+        ),
+        "verify batches differ": (
+            "verify",
+            {"examples_a": good * 2, "examples_b": good},
+            "same number of examples",
+        ),
+    }
+    for case, (name, inputs, words) in bad.items():
+        with pytest.raises(tf_serving_loader.ServingError) as refused:
+            loaded.call(name, inputs)
+        assert refused.value.code == "INVALID_ARGUMENT", case
+        assert words in str(refused.value), (case, str(refused.value)[:300])
+        embedding = loaded.call("serving_default", {"examples": good})["embedding"]
+        assert embedding.shape == (1, 64), case  # Still serving after the refusal.
+
+
+def test_enrol_and_forget_write_versions_that_tf_serving_loader_serves(
+    runs, identity_folders, tmp_path
+):
+    """People joined and removed without retraining, served by the C++ loader each time."""
+    _, (_, summary), *_ = runs
+    serving_dir = str(tmp_path / "serving")
+    shutil.copytree(os.path.dirname(summary["pushed_model_dir"]), serving_dir)
+    newcomers = tmp_path / "newcomers"
+    newcomers.mkdir()
+    shutil.copytree(identity_folders / "digit-7", newcomers / "person-7")
+    examples = [serialized(p) for p in sorted(glob.glob(str(newcomers / "person-7" / "*")))]
+    enrolled = gallery_changes.enrol(serving_dir, str(newcomers))
+    with tf_serving_loader.ServingLoader(enrolled["version"]) as loaded:
+        nearest = loaded.call("identify", {"examples": examples})["identities"][:, 0]
+    assert np.mean(nearest.astype(str) == "person-7") >= 0.5  # digit-7 is their twin
+    removed = gallery_changes.forget(serving_dir, "person-7")
+    forgot_digit = gallery_changes.forget(serving_dir, "digit-7")
+    assert removed["removed_versions"] == [enrolled["version"]]
+    assert gallery_ledger.versions(serving_dir) == [forgot_digit["version"]]
+    with tf_serving_loader.ServingLoader(forgot_digit["version"]) as loaded:
+        names = loaded.call("identify", {"examples": examples})["identities"].astype(str)
+        embedding = loaded.call("serving_default", {"examples": examples})["embedding"]
+    assert not np.isin(names, ["person-7", "digit-7"]).any()
+    original = tf.saved_model.load(summary["pushed_model_dir"]).signatures["serving_default"]
+    expected = original(examples=tf.constant(examples))["embedding"].numpy()
+    np.testing.assert_allclose(embedding, expected, atol=1e-5)  # The same weights.

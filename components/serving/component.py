@@ -18,7 +18,7 @@ from tfx.utils import path_utils
 
 from components import example_io
 from components.evaluator import results
-from components.serving import calibration, export, gallery
+from components.serving import calibration, export, gallery, gallery_changes
 from components.serving.settings import ServingSettings
 
 _TRAIN = "train"
@@ -38,6 +38,8 @@ def write_serving_model(
             if settings.gallery
             else example_io.read_split(examples_uri, _TRAIN)
         )
+        if settings.serving_dir:
+            records = gallery_changes.with_ledger(records, settings.serving_dir)
         embeddings, identities, note = gallery.build_gallery(
             trained_dir, records, settings.gallery_mode, settings.max_gallery
         )
@@ -49,6 +51,7 @@ def write_serving_model(
         gallery_mode=settings.gallery_mode if entries is not None else None,
         gallery_source=(settings.gallery or "train split") if entries is not None else None,
         top_k=settings.top_k,
+        max_gallery=settings.max_gallery,
         max_image_pixels=settings.max_image_pixels,
         eval_metrics=metrics,
     )

@@ -105,7 +105,7 @@ class _ServingModule(tf.Module):
 
 
 def export_serving_model(
-    trained_model_dir: str,
+    trained,
     export_dir: str,
     *,
     threshold: float,
@@ -114,12 +114,16 @@ def export_serving_model(
     gallery: tuple[np.ndarray, np.ndarray] | None = None,
     top_k: int = 5,
 ) -> None:
-    """Saves the Trainer's model at `trained_model_dir` with the three signatures to export_dir.
+    """Saves the Trainer's model with the three signatures to export_dir.
+
+    trained: the Trainer's SavedModel directory, or that model already loaded (a served
+    version's `trained`, when only the gallery changes).
 
     gallery: (embeddings [N, D] as served, identity names [N]); None leaves `identify` out.
     calibration: facts written to assets.extra/calibration.json (threshold, far, ...).
     """
-    trained = tf.saved_model.load(trained_model_dir)
+    if isinstance(trained, str):
+        trained = tf.saved_model.load(trained)
     module = _ServingModule(trained, threshold, max_image_pixels, gallery)
     signatures = {keys.SERVING_DEFAULT: module.serve, VERIFY: module.verify}
     if gallery is not None:
@@ -130,6 +134,21 @@ def export_serving_model(
     tf.io.gfile.makedirs(extra)
     with tf.io.gfile.GFile(os.path.join(extra, keys.CALIBRATION_FILE), "w") as f:
         json.dump(calibration, f, indent=2, sort_keys=True)
+
+
+def export_with_gallery(model_dir: str, export_dir: str, gallery, calibration: dict) -> None:
+    """Saves the served model at model_dir again with another gallery: the same weights,
+    threshold, pixel limit and top-k (from its calibration.json), `calibration` as its asset."""
+    served = tf.saved_model.load(model_dir)
+    export_serving_model(
+        served.trained,
+        export_dir,
+        threshold=float(served.threshold.numpy()),
+        max_image_pixels=int(calibration["max_image_pixels"]),
+        calibration=calibration,
+        gallery=gallery,
+        top_k=int(calibration.get("top_k", 5)),
+    )
 
 
 def read_calibration(model_dir: str) -> dict | None:

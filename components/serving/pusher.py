@@ -56,8 +56,10 @@ import logging
 import os
 import secrets
 import shutil
+import tempfile
 import time
 
+import numpy as np
 import tensorflow as tf
 from tfx.components.pusher import component as tfx_pusher
 from tfx.components.pusher import executor as tfx_executor
@@ -67,6 +69,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from components.baseline.served_baseline import SAVED_MODEL
+from components.serving import export, gallery_ledger
 
 PARTIAL_PREFIX = ".partial-"  # Not a number: TF Serving and newest_version skip it.
 STALE_AFTER_S = 3600  # A partial untouched this long belongs to a killed push (see above).
@@ -180,6 +183,29 @@ def push(model_path: str, serving_path: str) -> bool:
     return push_local(model_path, serving_path)
 
 
+def without_forgotten(model_path: str, base: str, scratch: str) -> str:
+    """model_path, or a copy in `scratch` without the people forgotten in `base` since
+    ServingModel built its gallery (a forget during the run must not be undone by its push)."""
+    held = gallery_ledger.forgotten_in(model_path, base)
+    if not held:
+        return model_path
+    embeddings, names = gallery_ledger.version_gallery(model_path)
+    keys = gallery_ledger.forgotten(base)
+    keep = np.array([gallery_ledger.identity_key(n) not in keys for n in names], dtype=bool)
+    calibration = export.read_calibration(model_path) or {}
+    change = {"change": "forget", "at": gallery_ledger.now(), "entries": int(held)}
+    calibration = {
+        **calibration,
+        "gallery_size": int(keep.sum()),
+        "gallery_identities": int(np.unique(names[keep]).size),
+        "gallery_changes": [*calibration.get("gallery_changes", []), change],
+    }
+    copy = os.path.join(scratch, "model")
+    export.export_with_gallery(model_path, copy, (embeddings[keep], names[keep]), calibration)
+    logging.info("Pusher: %d gallery entries of people forgotten during the run left out", held)
+    return copy
+
+
 class Executor(tfx_executor.Executor):
     """TFX's Pusher executor with `push` for the copy into the serving dir."""
 
@@ -202,8 +228,14 @@ class Executor(tfx_executor.Executor):
         versioning = destination.filesystem.versioning
         if versioning not in (pusher_pb2.Versioning.AUTO, pusher_pb2.Versioning.UNIX_TIMESTAMP):
             raise NotImplementedError(f"Invalid Versioning {versioning}")
+        base = destination.filesystem.base_directory
+        with tempfile.TemporaryDirectory() as scratch:
+            model_path = without_forgotten(model_path, base, scratch)
+            self._push(model_path, base, model_push)
+
+    def _push(self, model_path: str, base: str, model_push) -> None:
         model_version = str(int(time.time()))
-        serving_path = os.path.join(destination.filesystem.base_directory, model_version)
+        serving_path = os.path.join(base, model_version)
         if tf.io.gfile.exists(serving_path) or not push(model_path, serving_path):
             logging.info("Pusher: %s exists already, skipping this push", serving_path)
         else:

@@ -55,6 +55,11 @@ class ServingSettings:
         "the served model refuses images whose header declares more pixels, before decoding them",
         low=1,
     )
+    serving_dir: str = setting(
+        "",
+        "the Pusher's serving dir, whose gallery ledger (enrolled and forgotten people) applies",
+        command_line=False,
+    )
 
     def __post_init__(self):
         check_fields(self)
