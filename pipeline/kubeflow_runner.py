@@ -32,6 +32,7 @@ def build_pipeline(
         serving_dir=target.serving_dir,
         beam_args=target.beam_args(beam_args),
         enable_cache=target.cache,
+        inference_service=target.inference_service,
     )
     kfp_spec.give_resources(pipeline, target.resources())
     return pipeline

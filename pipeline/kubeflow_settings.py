@@ -30,6 +30,9 @@ DEFAULT_GPU_TYPE = "nvidia.com/gpu"
 RESOURCE_COMPONENTS = ("Trainer", "Transform", "Evaluator")  # The steps given resources.
 OUTPUT_EXTENSIONS = (".json", ".yaml", ".yml")
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_INFERENCE_SERVICE = re.compile(
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+)
 _GPU_TYPE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _MEMORY_UNITS = {
     "": 1.0,
@@ -212,6 +215,12 @@ class KubeflowTarget:
         metavar="NAME",
     )
     cache: bool = setting(True, "turn off KFP's step cache", flag="--no-cache", off_switch=True)
+    inference_service: str = setting(
+        "",
+        "KServe InferenceService that a last step rolls onto each pushed version "
+        "(kubeflow/kserve.yaml); the run's service account needs its Role",
+        metavar="NAMESPACE/NAME",
+    )
 
     def __post_init__(self):
         """Checks everything a pod will need; raises KubeflowConfigError with the reason."""
@@ -237,6 +246,11 @@ class KubeflowTarget:
                     f"--s3-secret with --output {self.output}: the secret goes into the YAML "
                     "package's Kubernetes platform spec (open-source KFP); write .yaml"
                 )
+        if self.inference_service and not _INFERENCE_SERVICE.match(self.inference_service):
+            raise KubeflowConfigError(
+                f"--inference-service {self.inference_service}: expected NAMESPACE/NAME, each a "
+                "Kubernetes name (lower-case letters, digits and '-')"
+            )
         if any(p.startswith("s3://") for p in (self.pipeline_root, self.data, self.serving_dir)):
             logging.warning(
                 "s3:// paths need TensorFlow I/O's S3 file system in the image (TensorFlow 2.16 "

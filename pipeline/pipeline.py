@@ -34,8 +34,10 @@ def create_pipeline(
     beam_args: list[str] | tuple = (),
     metadata_connection_config=None,
     enable_cache: bool = True,
+    inference_service: str = "",
 ) -> Pipeline:
-    """The DAG over `data`, its artifacts under `root`, pushing into `serving_dir`.
+    """The DAG over `data`, its artifacts under `root`, pushing into `serving_dir`; with
+    `inference_service` (NAMESPACE/NAME, Kubeflow), a last step rolls KServe onto the push.
 
     Every component reads its part of `settings`; the runners add where things go and how
     Beam runs (local_runner.py, kubeflow_runner.py).
@@ -104,7 +106,7 @@ def create_pipeline(
         evaluation=evaluator.outputs["evaluation"],
         blessing=evaluator.outputs["blessing"],
         # The ledger of people enrolled or forgotten in the serving dir since it was trained.
-        settings=dataclasses.replace(serving, serving_dir=serving_dir).to_json(),
+        settings=dataclasses.replace(serving, ledger_dir=serving_dir).to_json(),
     )
     pusher = Pusher(
         model=serving_model.outputs["serving_model"],
@@ -113,6 +115,17 @@ def create_pipeline(
             filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving_dir)
         ),
     )
+    rollout = []
+    if inference_service:
+        from pipeline.rollout_step import KServeRollout
+
+        rollout = [
+            KServeRollout(
+                pushed_model=pusher.outputs["pushed_model"],
+                serving_dir=serving_dir,
+                inference_service=inference_service,
+            )
+        ]
     return Pipeline(
         pipeline_name=settings.name,
         pipeline_root=root,
@@ -129,6 +142,7 @@ def create_pipeline(
             evaluator,
             serving_model,
             pusher,
+            *rollout,
         ],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,

@@ -8,6 +8,8 @@ images as serialized tf.Example (`keys.IMAGE`, PNG or JPEG bytes) in TF Serving'
             is {"predictions": [{output: value, ...}, ...]}, one per instance;
   columnar: {"signature_name": S, "inputs": {input: [{"b64": ...}, ...]}}
             the answer is {"outputs": {output: [...]}}.
+A signature with one output (serving_default) answers with the values alone, without the
+output's name: {"predictions": [[...], ...]} and {"outputs": [[...], ...]}.
 `predict` posts one to http://HOST:8501/v1/models/NAME:predict. The tf.Example is written by
 hand (protobuf wire format: Example.features -> Features.feature map -> BytesList), so a
 client needs only the standard library.

@@ -12,6 +12,7 @@ import socket
 import threading
 
 import pytest
+import yaml
 from kubernetes import client
 
 from pipeline import kserve_rollout
@@ -145,3 +146,47 @@ def test_outside_a_cluster_the_default_credentials_are_missing_in_one_line(monke
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(kserve_rollout.RolloutError, match="no in-cluster Kubernetes credentials"):
         kserve_rollout.apply_rollout(NAMESPACE, NAME, VERSION)
+
+
+def test_the_rollout_step_patches_the_newest_version_in_the_serving_dir(
+    api_server, api_client, tmp_path
+):
+    from pipeline import rollout_step
+
+    serving_dir = tmp_path / "serving"
+    assert rollout_step.roll_out(str(serving_dir), f"{NAMESPACE}/{NAME}", api_client) is None
+    for version in ("1700000000", "1700000100", ".partial-1700000200-ab"):
+        (serving_dir / version).mkdir(parents=True)
+        (serving_dir / version / "saved_model.pb").write_bytes(b"")
+    (serving_dir / "1700000300").mkdir()  # Being pushed: no saved_model.pb yet.
+    version = rollout_step.roll_out(str(serving_dir), f"{NAMESPACE}/{NAME}", api_client)
+    assert version == "1700000100"
+    ((method, path, _, body),) = api_server.requests
+    assert (method, path) == ("PATCH", PATH)
+    assert json.loads(body) == kserve_rollout.rollout_patch("1700000100")
+
+
+def test_inference_service_compiles_a_rollout_step_after_the_pusher(tmp_path, capsys):
+    from pipeline import cli
+
+    output = tmp_path / "pipeline.yaml"
+    argv = ["compile", "kubeflow", "--image", "registry.example/siamese-tfx:1",
+            "--pipeline-root", "s3://bucket/root", "--data", "s3://bucket/digits",
+            "--data-format", "idx", "--serving-dir", "s3://bucket/serving",
+            "--output", str(output)]  # fmt: skip
+    assert cli.main([*argv, "--inference-service", f"{NAMESPACE}/{NAME}"]) == 0
+    with open(output) as f:
+        spec = yaml.safe_load(f)
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["KServeRollout"]["dependentTasks"] == ["Pusher"]
+    executor = spec["deploymentSpec"]["executors"]["KServeRollout_executor"]["container"]
+    assert "pipeline.rollout_step.KServeRollout_Executor" in " ".join(executor["args"])
+    constants = tasks["KServeRollout"]["inputs"]["parameters"]
+    assert constants["inference_service"]["runtimeValue"]["constant"] == f"{NAMESPACE}/{NAME}"
+    assert constants["serving_dir"]["runtimeValue"]["constant"] == "s3://bucket/serving"
+    assert cli.main([*argv]) == 0  # Without the option: no rollout step.
+    with open(output) as f:
+        assert "KServeRollout" not in yaml.safe_load(f)["root"]["dag"]["tasks"]
+    capsys.readouterr()
+    assert cli.main([*argv, "--inference-service", "siamese"]) == 2
+    assert "--inference-service siamese: expected NAMESPACE/NAME" in capsys.readouterr().err

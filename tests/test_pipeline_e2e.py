@@ -449,8 +449,10 @@ def test_enrol_and_forget_write_versions_that_tf_serving_loader_serves(
     examples = [serialized(p) for p in sorted(glob.glob(str(newcomers / "person-7" / "*")))]
     enrolled = gallery_changes.enrol(serving_dir, str(newcomers))
     with tf_serving_loader.ServingLoader(enrolled["version"]) as loaded:
-        nearest = loaded.call("identify", {"examples": examples})["identities"][:, 0]
-    assert np.mean(nearest.astype(str) == "person-7") >= 0.5  # digit-7 is their twin
+        top_k = loaded.call("identify", {"examples": examples})["identities"].astype(str)
+    # Their images are digit-7's (most of them in the gallery already): both come back first.
+    assert np.isin(top_k[:, :2], ["person-7", "digit-7"]).all()
+    assert (top_k == "person-7").any(axis=1).all()
     removed = gallery_changes.forget(serving_dir, "person-7")
     forgot_digit = gallery_changes.forget(serving_dir, "digit-7")
     assert removed["removed_versions"] == [enrolled["version"]]

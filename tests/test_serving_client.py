@@ -4,7 +4,8 @@ them; and every output batch-first, which the row format needs.
 TF Serving's REST handler (tensorflow_serving/util/json_tensor.cc) takes "instances" as one
 row per example: each named input is the stack of the rows' values, and each output is split
 back along its first dimension, an error when an output's first dimension is not the number
-of instances. `serve_like_tf_serving` does the same with the loaded SavedModel.
+of instances. A signature with one output answers with its values alone, without the output's
+name, in both forms. `serve_like_tf_serving` does the same with the loaded SavedModel.
 """
 
 import base64
@@ -32,6 +33,11 @@ def serve_like_tf_serving(model, body: dict) -> dict:
         for name, tensor in outputs.items():
             if tensor.shape.rank == 0 or tensor.shape[0] != len(rows):
                 raise ValueError(f"Tensor name: {name} has inconsistent batch size")
+        # One output: each prediction is its value, not an object (json_tensor.cc,
+        # `elements_are_objects = tensor_map.size() > 1`).
+        if len(outputs) == 1:
+            (tensor,) = outputs.values()
+            return {"predictions": [tensor[i].numpy() for i in range(len(rows))]}
         return {
             "predictions": [
                 {name: tensor[i].numpy() for name, tensor in outputs.items()}
@@ -42,7 +48,8 @@ def serve_like_tf_serving(model, body: dict) -> dict:
         name: tf.constant([_bytes(value) for value in values])
         for name, values in body["inputs"].items()
     }
-    return {"outputs": {name: tensor.numpy() for name, tensor in function(**inputs).items()}}
+    outputs = {name: tensor.numpy() for name, tensor in function(**inputs).items()}
+    return {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs}
 
 
 def pngs(count: int) -> list[bytes]:
@@ -66,6 +73,10 @@ def test_row_and_columnar_requests_give_the_same_answers(data, signature):  # no
     columns = serve_like_tf_serving(model, serving_client.request(signature, images, "columnar"))
     count = 3 if signature == keys.VERIFY else 6
     assert len(rows["predictions"]) == count
+    if signature == keys.SERVING_DEFAULT:  # One output: values without the output's name.
+        np.testing.assert_array_equal(np.stack(rows["predictions"]), columns["outputs"])
+        assert columns["outputs"].shape == (count, 16)
+        return
     for name, column in columns["outputs"].items():
         assert column.shape[0] == count, name
         for i, row in enumerate(rows["predictions"]):

@@ -18,7 +18,7 @@ from tfx.utils import path_utils
 
 from components import example_io
 from components.evaluator import results
-from components.serving import calibration, export, gallery, gallery_changes
+from components.serving import calibration, export, gallery, gallery_ledger
 from components.serving.settings import ServingSettings
 
 _TRAIN = "train"
@@ -38,8 +38,8 @@ def write_serving_model(
             if settings.gallery
             else example_io.read_split(examples_uri, _TRAIN)
         )
-        if settings.serving_dir:
-            records = gallery_changes.with_ledger(records, settings.serving_dir)
+        if settings.ledger_dir:
+            records = gallery_ledger.with_ledger(records, settings.ledger_dir)
         embeddings, identities, note = gallery.build_gallery(
             trained_dir, records, settings.gallery_mode, settings.max_gallery
         )

@@ -28,6 +28,7 @@ import tensorflow as tf
 from components import example_io
 from components.baseline.served_baseline import SAVED_MODEL, newest_version
 from components.serving import export, gallery, gallery_ledger, pusher
+from components.serving.settings import ServingSettings
 
 
 class GalleryChangeError(ValueError):
@@ -108,7 +109,7 @@ def enrol(serving_dir: str, data: str) -> dict:
                     "entry a person: forget them first, or enrol under a new name)"
                 )
             new_embeddings, labels = gallery.centroids(new_embeddings, labels)
-        limit = int(calibration.get("max_gallery", 100_000))
+        limit = int(calibration.get("max_gallery", ServingSettings.max_gallery))
         if len(names) + len(labels) > limit:
             raise GalleryChangeError(
                 f"{data}: the gallery would hold {len(names) + len(labels)} entries, above its "

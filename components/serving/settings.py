@@ -48,14 +48,16 @@ class ServingSettings:
         choices=GALLERY_MODES,
     )
     max_gallery: int = setting(
-        100_000, "most gallery entries kept; more are cut to a random subset with a warning", low=1
+        1_000_000,
+        "most gallery entries kept; more are cut to a random subset with a warning",
+        low=1,
     )
     max_image_pixels: int = setting(
         16_000_000,
         "the served model refuses images whose header declares more pixels, before decoding them",
         low=1,
     )
-    serving_dir: str = setting(
+    ledger_dir: str = setting(
         "",
         "the Pusher's serving dir, whose gallery ledger (enrolled and forgotten people) applies",
         command_line=False,
