@@ -3,7 +3,8 @@ label id) pairs.
 
 The Trainer (run.py), the benchmarks (benchmarks/triplet_benchmark.py) and the tests all train
 through `fit`, so with the same model, loss, input and model-selection code. What differs
-between triplet strategies is in strategies.py; the devices and precision in devices.py.
+between losses and triplet strategies is in strategies.py; the devices and precision in
+devices.py.
 """
 
 import dataclasses
@@ -61,10 +62,10 @@ def fit(
     policy = devices.precision_policy(hparams.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
     try:
-        triplets = strategies.get(hparams.triplet_strategy)
+        method = strategies.for_hparams(hparams)
         hparams = capped_to_identities(hparams, int(np.sum(trainable)))
         steps_per_epoch = hparams.epoch_steps(train_images)
-        train_batches = triplets.training_batches(hparams, train_examples, trainable)
+        train_batches = method.training_batches(hparams, train_examples, trainable)
         strategy = devices.distribution_strategy()
         logging.info(
             "Training on %d replica(s), %s, %d steps/epoch of %d images: %s",
@@ -74,9 +75,13 @@ def fit(
             hparams.images_per_step,
             hparams,
         )
-        trainer = compiled_trainer(hparams, steps_per_epoch, strategy)
+        trainer = compiled_trainer(hparams, steps_per_epoch, strategy, len(trainable))
         logger = EpochLogger(hparams.epochs, steps_per_epoch, hparams.images_per_step)
-        stopper = satisfied.StopWhenSatisfied() if hparams.stop_when_satisfied else None
+        stopper = None
+        if hparams.stop_when_satisfied and method.satisfiable:
+            stopper = satisfied.StopWhenSatisfied()
+        elif hparams.stop_when_satisfied:
+            logging.info("loss %s is never satisfied: every epoch runs", hparams.loss)
         selection = None
         if validation_examples is not None:
             selection = ModelSelection(
@@ -89,7 +94,7 @@ def fit(
         start = time.perf_counter()
         validation_data = None  # What Keras computes the validation loss on.
         if validation_examples is not None:
-            validation_data = triplets.validation_loss_batches(hparams, validation_examples)
+            validation_data = method.validation_loss_batches(hparams, validation_examples)
         history = trainer.fit(
             train_batches,
             epochs=hparams.epochs,
@@ -101,7 +106,7 @@ def fit(
         satisfied_epoch = stopper.satisfied_epoch if stopper else 0
         if satisfied_epoch:
             satisfied.recalibrate_batch_norm(
-                trainer.training_network, triplets.training_images(train_batches)
+                trainer.training_network, method.training_images(train_batches)
             )
         wall_seconds = time.perf_counter() - start
         epochs_run, train_seconds = len(logger.train_seconds), sum(logger.train_seconds)
@@ -121,7 +126,7 @@ def fit(
 
 def capped_to_identities(hparams: HParams, identities: int) -> HParams:
     """P x K batches cannot hold more identities than there are to train on."""
-    capped = strategies.get(hparams.triplet_strategy).caps_identities
+    capped = strategies.for_hparams(hparams).caps_identities
     if not capped or hparams.identities_per_batch <= identities:
         return hparams
     logging.warning(
@@ -134,11 +139,14 @@ def capped_to_identities(hparams: HParams, identities: int) -> HParams:
 
 
 def compiled_trainer(
-    hparams: HParams, steps_per_epoch: int, strategy: tf.distribute.Strategy
+    hparams: HParams,
+    steps_per_epoch: int,
+    strategy: tf.distribute.Strategy,
+    identities: int = 0,
 ) -> keras.Model:
     """The Keras model that trains the shared embedding network (its `embedding_network`),
-    built and compiled under `strategy`; which model, the triplet strategy says
-    (strategies.py)."""
+    built and compiled under `strategy`; which model, the loss or triplet strategy says
+    (strategies.py). `identities`: the number of label ids, for a proxy loss's head."""
     with strategy.scope():
         training_network, embedding_network = model.build_networks_for(hparams)
         augmentation = None
@@ -146,8 +154,8 @@ def compiled_trainer(
             augmentation = model.build_augmentation(
                 hparams.augment_shift, hparams.augment_flip, hparams.seed
             )
-        trainer = strategies.get(hparams.triplet_strategy).trainer(
-            hparams, training_network, embedding_network, augmentation
+        trainer = strategies.for_hparams(hparams).trainer(
+            hparams, training_network, embedding_network, augmentation, identities
         )
         trainer.compile(optimizer=optimizer(hparams, steps_per_epoch))
     return trainer

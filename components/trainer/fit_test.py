@@ -1,4 +1,5 @@
-"""The training loop: the optimizer, a real resume after a crash, and model selection."""
+"""The training loop: the optimizer, a real resume after a crash, model selection, and each
+loss training digits embeddings (the proxy loss's head left out of the export)."""
 
 import dataclasses
 import os
@@ -6,9 +7,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from sklearn.datasets import load_digits
 
-from components.trainer import fit
-from components.trainer.hparams import HParams
+from components import keys
+from components.evaluator import embedding_metrics as em
+from components.trainer import export, fit, model
+from components.trainer.hparams import LOSSES, TRIPLET, HParams
 
 
 def test_weight_decay_shrinks_kernels_but_not_norms_or_biases():
@@ -163,3 +167,112 @@ def test_model_selection_keeps_the_weights_of_the_best_validation_map_at_r(patie
         np.testing.assert_array_equal(final, kept)
     printed = capsys.readouterr().out
     assert "MAP@R" in printed and f"keeping epoch {best + 1} of {result.epochs_run}" in printed
+
+
+# Digits (8x8) on a few training steps: enough to tell a loss that trains from one that does not.
+DIGITS = HParams(
+    image_size=8,
+    width=8,
+    embedding_dim=32,
+    identities_per_batch=10,
+    images_per_identity=8,
+    epochs=1,
+    steps_per_epoch=30,
+    warmup_epochs=0.1,
+    mixed_precision="off",
+    stop_when_satisfied=False,
+    validation_fraction=0.0,
+)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Standardised digits: every 5th image of the 1,797 held out for scoring, the rest train."""
+    data = load_digits()
+    images = (data.images - data.images.mean()) / data.images.std()
+    images = images[..., None].astype(np.float32)
+    labels = data.target.astype(np.int64)
+    held = np.arange(len(labels)) % 5 == 0
+    return images[~held], labels[~held], images[held], labels[held]
+
+
+def held_out_map_at_r(network, images, labels) -> float:
+    embeddings = network(images, training=False).numpy()
+    return em.retrieval_metrics(embeddings, labels)[em.MAP_AT_R]
+
+
+class ProxyRecorder(tf.keras.callbacks.Callback):
+    """The proxy head's class weights before and after training."""
+
+    def on_train_begin(self, logs=None):
+        self.before = self.model.loss_fn.proxies.numpy().copy()
+
+    def on_train_end(self, logs=None):
+        self.after = self.model.loss_fn.proxies.numpy().copy()
+
+
+@pytest.mark.parametrize("loss", [name for name in LOSSES if name != TRIPLET])
+def test_each_loss_trains_better_digits_embeddings_than_the_untrained_network(
+    loss, digits, tmp_path
+):
+    train_images, train_labels, held_images, held_labels = digits
+    hparams = dataclasses.replace(DIGITS, loss=loss)
+    tf.keras.utils.set_random_seed(hparams.seed)  # fit starts from these same weights
+    untrained = held_out_map_at_r(model.build_networks_for(hparams)[1], held_images, held_labels)
+    recorder = ProxyRecorder() if loss == "arcface" else tf.keras.callbacks.Callback()
+    result = fit.fit(
+        hparams,
+        tf.data.Dataset.from_tensor_slices((train_images, train_labels)),
+        None,
+        np.ones(10, bool),
+        len(train_labels),
+        callbacks=[recorder],
+    )
+    trained = held_out_map_at_r(result.embedding_network, held_images, held_labels)
+    # On this budget: untrained 0.40; multi_similarity 0.71, margin 0.57, arcface 0.50.
+    assert trained > untrained + 0.05, (loss, untrained, trained)
+    assert np.all(np.isfinite(result.history["loss"]))
+    if loss == "arcface":
+        assert recorder.before.shape == (10, hparams.embedding_dim)
+        assert not np.allclose(recorder.before, recorder.after)  # The proxies trained.
+        assert_export_is_the_embedding_network_alone(
+            result.embedding_network, held_images, tmp_path
+        )
+
+
+class _PixelsIn:
+    """Stands in for Transform's output: raw examples carry the 64 pixels as floats."""
+
+    def raw_feature_spec(self):
+        return {keys.IMAGE: tf.io.FixedLenFeature([64], tf.float32)}
+
+    def transform_features_layer(self):
+        return tf.keras.layers.Lambda(
+            lambda raw: {keys.IMAGE: tf.reshape(raw[keys.IMAGE], [-1, 8, 8, 1])}
+        )
+
+
+def assert_export_is_the_embedding_network_alone(network, images, tmp_path):
+    """The SavedModel serves embeddings only and holds no proxy: just the network's weights."""
+    export_dir = str(tmp_path / "serving")
+    export.export_serving_model(network, _PixelsIn(), export_dir)
+    saved = tf.train.list_variables(os.path.join(export_dir, "variables", "variables"))
+    shapes = sorted(tuple(shape) for name, shape in saved if name != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    assert shapes == sorted(tuple(v.shape) for v in network.variables)
+    loaded = tf.saved_model.load(export_dir)
+    assert list(loaded.signatures) == [keys.SERVING_DEFAULT]
+    examples = [
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    keys.IMAGE: tf.train.Feature(float_list=tf.train.FloatList(value=x.ravel()))
+                }
+            )
+        ).SerializeToString()
+        for x in images[:5]
+    ]
+    served = loaded.signatures[keys.SERVING_DEFAULT](tf.constant(examples))
+    assert list(served) == [keys.EMBEDDING]
+    np.testing.assert_allclose(
+        served[keys.EMBEDDING].numpy(), network(images[:5]).numpy(), atol=1e-5
+    )

@@ -18,6 +18,10 @@ from components.settings import SettingError, check_fields, check_int, from_conf
 MODELS = ("cnn", "mlp", "resnet", "plain")
 RANDOM = "random"  # The notebook's explicit random triplets; the others mine P x K batches.
 STRATEGIES = ("semi_hard", "batch_hard", "batch_all", RANDOM)
+TRIPLET = "triplet"  # The loss of --triplet-strategy; the others are losses of their own.
+LOSSES = (TRIPLET, "multi_similarity", "margin", "arcface")
+# Settings of the triplet loss alone: another loss leaves them at their defaults.
+TRIPLET_SETTINGS = ("triplet_strategy", "margin", "squared_distance", "soft_margin")
 LR_SCHEDULES = ("cosine", "constant")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
 SELECTION_METRICS = (em.MAP_AT_R, em.PRECISION_AT_1, em.R_PRECISION)  # validation, per epoch
@@ -47,6 +51,16 @@ class HParams:
         32, "filters of the first cnn block / resnet stage, doubled per stage", low=1, high=1024
     )
     embedding_dim: int = setting(64, "embedding size D", low=2, high=4096)
+    # Each loss but triplet is one pure function (multi_similarity_loss.py, margin_loss.py,
+    # arcface_loss.py) with its paper's defaults; all train on P x K batches.
+    loss: str = setting(
+        TRIPLET,
+        "training loss: triplet (mined by --triplet-strategy, with --margin), multi_similarity "
+        "(Wang et al. 2019: mined, softly weighted pairs), margin (Wu et al. 2017: margin loss "
+        "with distance-weighted negative sampling) or arcface (Deng et al. 2019: additive "
+        "angular margin over a class-weight head of the training identities, dropped at export)",
+        choices=LOSSES,
+    )
     # semi_hard / batch_hard / batch_all mine P x K batches; random is the notebook's method.
     triplet_strategy: str = setting(
         "semi_hard",
@@ -188,6 +202,16 @@ class HParams:
             raise SettingError(
                 "soft_margin", True, "batch_all supports the hard margin only (drop --soft-margin)"
             )
+        if self.loss != TRIPLET:
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for name in TRIPLET_SETTINGS:
+                if getattr(self, name) != defaults[name]:
+                    raise SettingError(
+                        name,
+                        getattr(self, name),
+                        f"a triplet loss setting; --loss {self.loss} does not use it (leave it "
+                        "at its default)",
+                    )
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -38,6 +38,7 @@ from components.trainer.hparams import HParams
         ("seed", -1, "from 0 to"),
         ("epochs", 2.5, "whole number"),
         ("model", "vgg", "cnn"),
+        ("loss", "contrastive", "triplet, multi_similarity"),
     ],
 )
 def test_out_of_range_values_are_refused_with_their_range(field, value, allowed):
@@ -55,10 +56,32 @@ def test_batch_all_refuses_the_soft_margin_and_random_allows_single_pairs():
     HParams(triplet_strategy="random", identities_per_batch=1, images_per_identity=1)
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("triplet_strategy", "batch_hard"),
+        ("triplet_strategy", "random"),
+        ("margin", 0.2),
+        ("squared_distance", True),
+        ("soft_margin", True),
+    ],
+)
+@pytest.mark.parametrize("loss", ["multi_similarity", "margin", "arcface"])
+def test_another_loss_refuses_the_triplet_loss_settings(loss, field, value):
+    with pytest.raises(SettingError, match=f"--loss {loss} does not use it") as error:
+        HParams(loss=loss, **{field: value})
+    assert error.value.name == field
+    hparams = HParams(loss=loss)  # At their defaults they are fine, and batches are P x K.
+    assert not hparams.explicit_triplets
+    assert hparams.batch_size == hparams.identities_per_batch * hparams.images_per_identity
+    HParams(**{field: value})  # The triplet loss (the default) takes them.
+
+
 def test_defaults_and_edges_are_accepted():
     HParams()
     HParams(image_size=8, embedding_dim=2, epochs=1, learning_rate=1.0, margin=4.0)
     assert HParams.from_config(HParams().to_config()) == HParams()
+    assert HParams().loss == "triplet"
 
 
 def test_epoch_steps_budget_training_by_steps_on_small_data():

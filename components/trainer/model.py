@@ -1,4 +1,4 @@
-"""Embedding networks and the Keras models that train them with triplet losses.
+"""Embedding networks and the Keras models that train them, with triplet or other losses.
 
 Every model comes as two networks sharing their weights (`build_networks`, or
 `build_networks_for` an HParams):
@@ -8,6 +8,10 @@ For `cnn`, `resnet` and `plain` (issue 9's plain reference: two convs, no batch 
 the same network, ending in L2 normalisation. For `mlp`, the
 original notebook's Dense(64, relu) -> Dense(D, sigmoid), the loss sees the sigmoid output, as in
 the notebook, and only the embedding network adds L2 normalisation on top.
+
+A loss with state of its own is a `LossHead` the trainer holds beside the networks, never part
+of the embedding network (so never exported): `ProxyHead`, the class weights of a proxy loss
+(ArcFace), and `RandomDraws`, the random stream of a loss that samples (the margin loss).
 """
 
 import tensorflow as tf
@@ -157,6 +161,56 @@ def build_augmentation(shift: float, flip: bool, seed: int) -> keras.Sequential:
     return keras.Sequential(layers, name="augmentation")
 
 
+class LossHead(keras.layers.Layer):
+    """A loss with state: called (labels, embeddings, training) -> (loss, active_fraction).
+
+    Float32 whatever the mixed-precision policy, like the embeddings the losses see.
+    """
+
+    def __init__(self, loss_fn, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        self.loss_fn = loss_fn
+
+
+class ProxyHead(LossHead):
+    """The class weights [identities, D] (one proxy per label id) of a proxy loss
+    `loss_fn(labels, embeddings, class_weights)`, trained with the network."""
+
+    def __init__(self, loss_fn, identities: int, embedding_dim: int, **kwargs):
+        super().__init__(loss_fn, **kwargs)
+        self.proxies = self.add_weight(
+            name="proxies",
+            shape=(identities, embedding_dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.01),
+            trainable=True,
+        )
+
+    def call(self, labels, embeddings, training=False):
+        return self.loss_fn(labels, embeddings, self.proxies)
+
+
+class RandomDraws(LossHead):
+    """Uniform draws [B, B] in [0, 1) for a sampling loss `loss_fn(labels, embeddings,
+    uniforms)`: fresh each training step from a generator seeded with `seed` (its state is
+    saved with the trainer, so a resumed run draws on), the same fixed draws for evaluation."""
+
+    def __init__(self, loss_fn, seed: int, **kwargs):
+        super().__init__(loss_fn, **kwargs)
+        self.seed = seed
+        self.generator = tf.random.Generator.from_seed(seed)
+
+    def call(self, labels, embeddings, training=False):
+        count = tf.shape(embeddings)[0]
+        shape = tf.stack([count, count])
+        if training:
+            uniforms = self.generator.uniform(shape, dtype=embeddings.dtype)
+        else:
+            uniforms = tf.random.stateless_uniform(
+                shape, seed=[self.seed, 0], dtype=embeddings.dtype
+            )
+        return self.loss_fn(labels, embeddings, uniforms)
+
+
 class _TripletTrainer(keras.Model):
     """Common training loop: loss and active-triplet tracking, replica scaling, augmentation."""
 
@@ -190,8 +244,12 @@ class _TripletTrainer(keras.Model):
             total = loss + tf.add_n(self.training_network.losses or [0.0])
             # Gradients are summed across replicas, so each contributes its share.
             scaled = total / replicas
-        self.optimizer.minimize(scaled, self.training_network.trainable_variables, tape=tape)
+        self.optimizer.minimize(scaled, self.trained_variables(), tape=tape)
         return self._track(loss, active)
+
+    def trained_variables(self) -> list:
+        """What the optimizer trains: the training network's weights."""
+        return self.training_network.trainable_variables
 
     @tf.autograph.experimental.do_not_convert
     def test_step(self, data):
@@ -204,9 +262,11 @@ class _TripletTrainer(keras.Model):
 
 
 class TripletModel(_TripletTrainer):
-    """Trains the shared embedding network with an online-mining triplet loss on P x K batches.
+    """Trains the shared embedding network with a loss on P x K batches: an online-mining
+    triplet loss or another loss of labels and embeddings.
 
-    `loss_fn(labels, embeddings) -> (loss, active_fraction)`; data are (images, labels).
+    `loss_fn(labels, embeddings) -> (loss, active_fraction)`, or a `LossHead`, whose own
+    trainable weights (a proxy loss's class weights) train too; data are (images, labels).
     """
 
     def __init__(self, training_network, loss_fn, embedding_network=None, augmentation=None):
@@ -219,7 +279,16 @@ class TripletModel(_TripletTrainer):
     def compute_triplet_loss(self, data, training):
         images, labels = data
         embeddings = self.training_network(self._augment(images, training), training=training)
+        if isinstance(self.loss_fn, LossHead):
+            return self.loss_fn(labels, tf.cast(embeddings, tf.float32), training=training)
         return self.loss_fn(labels, tf.cast(embeddings, tf.float32))
+
+    def trained_variables(self) -> list:
+        """The training network's weights, then the loss head's (if it has any)."""
+        variables = super().trained_variables()
+        if isinstance(self.loss_fn, LossHead):
+            variables = variables + self.loss_fn.trainable_variables
+        return variables
 
 
 TRIPLET_INPUTS = ("anchor", "positive", "negative")

@@ -93,3 +93,33 @@ def test_float32_copy_of_a_mixed_precision_network_gives_the_same_embeddings():
 def test_unknown_model_is_rejected():
     with pytest.raises(ValueError, match="unknown model"):
         model.build_networks(28, 1, 8, "vgg")
+
+
+def test_loss_heads_hold_their_state_beside_the_served_network():
+    seen = []
+
+    def sampling_loss(labels, embeddings, uniforms):
+        seen.append(uniforms.numpy())
+        return tf.reduce_sum(embeddings) * 0.0, tf.constant(0.0)
+
+    draws = model.RandomDraws(sampling_loss, seed=3)
+    labels, embeddings = tf.constant([0, 0, 1, 1]), tf.ones([4, 2])
+    for training in (True, True, False, False):
+        draws(labels, embeddings, training=training)
+    assert seen[0].shape == (4, 4) and np.all((seen[0] >= 0) & (seen[0] < 1))
+    assert not np.array_equal(seen[0], seen[1])  # Fresh draws each training step,
+    np.testing.assert_array_equal(seen[2], seen[3])  # the same ones for every evaluation.
+    assert not draws.trainable_variables
+
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        head = model.ProxyHead(lambda labels, embeddings, proxies: proxies, 5, 8)
+        _, network = model.build_networks(8, 1, 8, "cnn", width=4)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+    assert head.compute_dtype == "float32" and head.proxies.dtype == tf.float32
+    assert [v.shape for v in head.trainable_variables] == [(5, 8)]
+    trainer = model.TripletModel(network, head)
+    assert trainer.trained_variables()[-1] is head.proxies
+    assert not any(v is head.proxies for v in trainer.embedding_network.variables)
