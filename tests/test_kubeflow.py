@@ -574,7 +574,8 @@ def test_serving_reads_the_pipelines_push_location(manifests, compiled, serving_
     flags = server_flags(container)
     assert flags["port"] == "8500" and flags["rest_api_port"] == "8501"
     probe = container["readinessProbe"]["httpGet"]
-    assert probe == {"path": f"/v1/models/{flags['model_name']}", "port": "http"}
+    # /metadata answers 200 only once a version is loaded (the status path does while loading).
+    assert probe == {"path": f"/v1/models/{flags['model_name']}/metadata", "port": "http"}
     # The Pusher writes <serving-dir>/<version>/saved_model.pb: TF Serving's base path.
     _, spec = compiled
     push = json.loads(task_constant(spec, "Pusher", "push_destination"))

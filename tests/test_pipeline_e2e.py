@@ -440,7 +440,7 @@ def test_enrol_and_forget_write_versions_that_tf_serving_loader_serves(
     runs, identity_folders, tmp_path
 ):
     """People joined and removed without retraining, served by the C++ loader each time."""
-    _, (_, summary), *_ = runs
+    output_dir, (_, summary), *_ = runs
     serving_dir = str(tmp_path / "serving")
     shutil.copytree(os.path.dirname(summary["pushed_model_dir"]), serving_dir)
     newcomers = tmp_path / "newcomers"
@@ -464,3 +464,20 @@ def test_enrol_and_forget_write_versions_that_tf_serving_loader_serves(
     original = tf.saved_model.load(summary["pushed_model_dir"]).signatures["serving_default"]
     expected = original(examples=tf.constant(examples))["embedding"].numpy()
     np.testing.assert_allclose(embedding, expected, atol=1e-5)  # The same weights.
+    # The next training run's ServingModel applies the ledger: digit-7 stays out of the train
+    # split's gallery, and a person enrolled since comes back, embedded by the new model.
+    shutil.copytree(identity_folders / "digit-8", newcomers / "person-8")
+    shutil.rmtree(newcomers / "person-7")
+    gallery_changes.enrol(serving_dir, str(newcomers))
+    examples_uri, _, _ = eval_split(output_dir)
+    next_run = str(tmp_path / "next_run")
+    facts = serving_component.write_serving_model(
+        os.path.join(summary["artifacts"]["model"], "Format-Serving"),
+        examples_uri,
+        summary["artifacts"]["evaluation"],
+        next_run,
+        ServingSettings(ledger_dir=serving_dir),
+    )
+    names = set(gallery_ledger.version_gallery(next_run)[1])
+    assert "digit-7" not in names and "person-7" not in names and "person-8" in names
+    assert facts["gallery_identities"] == 10  # 9 digits of the train split and person-8

@@ -184,15 +184,15 @@ def forget(serving_dir: str, name: str) -> dict:
         if key in gallery_ledger.forgotten(serving_dir):
             return {"version": newest_version(serving_dir), "removed_versions": [], "done": True}
         raise GalleryChangeError(f"{serving_dir}: no version's gallery holds {name!r}")
-    gallery_ledger.write_forgotten(serving_dir, gallery_ledger.forgotten(serving_dir) | {key})
     version_dir, (embeddings, names), calibration = _newest(serving_dir)
+    keep = names != name
+    if not keep.any():
+        raise GalleryChangeError(
+            f"{version_dir}: {name!r} is the gallery's only identity (it cannot be empty)"
+        )
+    gallery_ledger.write_forgotten(serving_dir, gallery_ledger.forgotten(serving_dir) | {key})
     if version_dir in holding:
         calibration = _without_name(calibration, name)
-        keep = names != name
-        if not keep.any():
-            raise GalleryChangeError(
-                f"{version_dir}: {name!r} is the gallery's only identity (it cannot be empty)"
-            )
         change = {
             "change": "forget",
             "at": gallery_ledger.now(),
