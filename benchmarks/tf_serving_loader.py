@@ -3,10 +3,11 @@
 `tf_serving_loader.cc` calls `tensorflow::LoadSavedModel(..., {"serve"}, ...)` and
 `Session::Run` on each SignatureDef's tensor names, as TF Serving does; the wheel ships
 `libtensorflow_cc.so.2`, `libtensorflow_framework.so.2` and the headers. `build()` compiles it
-once per source and TensorFlow version (about 20 s on 2 cores) and raises LoaderBuildError, with
-the compiler's output, when it cannot. `ServingLoader(model_dir)` keeps one loaded model and
-answers `call(signature, {input: [bytes, ...]})` with numpy outputs or raises ServingError with
-TF's status code, and the process goes on serving, as TF Serving would.
+once per source, TensorFlow version and wheel location (its rpath) into ~/.cache/siamese-tfx
+(about 20 s on 2 cores) and raises LoaderBuildError, with the compiler's output, when it cannot.
+`ServingLoader(model_dir)` keeps one loaded model and answers `call(signature, {input: [bytes,
+...]})` with numpy outputs or raises ServingError with TF's status code, and the process goes on
+serving, as TF Serving would.
 """
 
 import hashlib
@@ -14,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 
@@ -52,8 +52,11 @@ def build(cache_dir: str | None = None) -> str:
     """The loader's executable, compiled on first use; raises LoaderBuildError if it cannot be."""
     compile_flags, link_flags, version = _flags()
     with open(SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read() + version.encode()).hexdigest()[:16]
-    cache_dir = cache_dir or os.path.join(sys.prefix, "tf_serving_loader")
+        digest = hashlib.sha256(f.read() + version.encode() + link_flags[0].encode())
+    digest = digest.hexdigest()[:16]
+    cache_dir = cache_dir or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "siamese-tfx"
+    )
     binary = os.path.join(cache_dir, f"tf_serving_loader-{digest}")
     if os.path.exists(binary):
         return binary
