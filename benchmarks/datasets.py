@@ -1,4 +1,4 @@
-"""The five benchmark datasets of issue 9, as standardised float32 arrays in memory.
+"""The benchmark datasets of issue 9, as standardised float32 arrays in memory.
 
 Each loader returns a `Dataset`: train and test images [N, size, size, 1] (decoded and resized
 by preprocessing.decode_images from the bytes ExampleGen stores, as Transform does, at the
@@ -12,6 +12,9 @@ deviation, as preprocessing_fn does) and integer labels, plus the protocol of it
   fashion-mnist-open   train on classes 0-5, test on the test images of classes 6-9 (open)
   digits               scikit-learn's 1,797 8x8 digits, the pipeline's 80/20 split (gallery),
                        resized to the image size like `siamese-tfx run --data digits`
+  digits-open          the same digits, train on all images of digits 0-5, test on all images
+                       of digits 6-9 (open: no test identity is trained on, so both splits of
+                       the 80/20 split serve; the 6-9 eval images alone would be only 144)
   yale-faces           ../shared/datasets/yalefaces split by identity with ExampleGen's own
                        hash and eval fraction (open), grey, resized to the image size
 """
@@ -120,6 +123,17 @@ def digits(
     return standardised("digits", train, train_y, test, test_y, GALLERY)
 
 
+def digits_open(
+    size: int = IMAGE_SIZE,
+    directory: str = os.path.join(configs.DEFAULT_OUTPUT_DIR, "datasets", "digits"),
+) -> Dataset:
+    (train_x, train_y), (test_x, test_y) = _idx(digits_source.materialize(directory))
+    images, labels = np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
+    seen = labels < OPEN_TRAIN_CLASSES
+    train, test = pixels(images[seen], size), pixels(images[~seen], size)
+    return standardised("digits-open", train, labels[seen], test, labels[~seen], OPEN)
+
+
 def eval_identity(identity: str, eval_fraction: float = DEFAULT_EVAL_FRACTION) -> bool:
     """Whether ExampleGen's identity split (sources.output_config) puts `identity` in eval."""
     split = Split(eval_fraction, sources.SPLIT_BY_IDENTITY)
@@ -160,5 +174,6 @@ LOADERS = {
     "fashion-mnist-5k": fashion_mnist_5k,
     "fashion-mnist-open": fashion_mnist_open,
     "digits": digits,
+    "digits-open": digits_open,
     "yale-faces": yale_faces,
 }

@@ -29,3 +29,12 @@ def test_plain_reference_and_default_hparams_follow_the_data():
     assert (capped.epochs, capped.margin) == (8, 0.2)
     assert "capped at 8" in recipe_benchmark.note_for("plain", capped, "plain")
     assert recipe_benchmark.note_for("plain", plain, "plain") == ""
+
+
+def test_digits_open_trains_on_0_to_5_and_tests_on_6_to_9(tmp_path):
+    data = datasets.LOADERS["digits-open"](8, str(tmp_path / "digits"))
+    assert data.protocol == datasets.OPEN and data.train_x.shape[1:] == (8, 8, 1)
+    assert set(data.train_y) == set(range(6)) and set(data.test_y) == set(range(6, 10))
+    assert len(data.train_x) + len(data.test_x) == 1797  # Both splits of the 80/20 split.
+    row = recipe_benchmark.run_one("pixels", data)
+    assert row["dataset"] == "digits-open" and 0.5 < row["precision_at_1"] <= 1.0
