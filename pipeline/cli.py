@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the pipeline locally on Apache Beam",
         description="Run the whole pipeline locally. Arguments after a bare `--` go to Beam, "
-        "e.g. `-- --direct_running_mode=multi_processing --direct_num_workers=2`.",
+        "e.g. `-- --direct_running_mode=multi_threading --direct_num_workers=1`.",
     )
     run.add_argument(
         "--data",
