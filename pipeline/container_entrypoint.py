@@ -16,7 +16,9 @@ differs, and this module bridges the gap before and after delegating to TFX:
   split_names gets them back from its Split-* folders.
 - artifacts without a name get one, so TFX's hashed ids (the Evaluator's blessing) work.
 - TensorFlow writes zero-byte `dir/` marker objects on gs:// and s3://; the KFP launcher downloads
-  them as files, and then no folder can be made beneath them. They are deleted from every output.
+  them as files, and then no folder can be made beneath them. They are deleted from every output:
+  before the step's work (what a crashed earlier attempt of the same task left under the same
+  URIs), and after it, whether it succeeded or failed.
 - s3:// is registered (pipeline.filesystems) before anything runs, when the step mentions it.
 - TF with tensorflow-io can abort at interpreter shutdown ("pure virtual method called") after the
   work is done: the process ends with os._exit once the outputs and executor_output.json are
@@ -183,6 +185,13 @@ def output_uris(executor_input: dict) -> list[str]:
     return [a["uri"] for group in artifacts.values() for a in group.get("artifacts", [])]
 
 
+def clean_outputs(executor_input: dict) -> None:
+    """Deletes the directory markers under every output URI of the step."""
+    for uri in output_uris(executor_input):
+        for marker in remove_directory_markers(uri):
+            logging.info("removed directory marker %s", marker)
+
+
 # --- Running ------------------------------------------------------------------------------------
 
 
@@ -199,7 +208,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def run(argv: list[str]) -> None:
-    """Normalises the executor input, runs TFX's entrypoint, then cleans the outputs."""
+    """Normalises the executor input, runs TFX's entrypoint; cleans the outputs' markers before
+    (a failed earlier attempt's) and after it, on success or failure."""
     filesystems.register_for(*argv)
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
 
@@ -210,10 +220,11 @@ def run(argv: list[str]) -> None:
         getattr(args, "json_serialized_inputs_spec_args", None),
     )
     args.json_serialized_invocation_args = json.dumps(executor_input)
-    kubeflow_v2_run_executor._run_executor(args, beam_args)
-    for uri in output_uris(executor_input):
-        for marker in remove_directory_markers(uri):
-            logging.info("removed directory marker %s", marker)
+    clean_outputs(executor_input)
+    try:
+        kubeflow_v2_run_executor._run_executor(args, beam_args)
+    finally:
+        clean_outputs(executor_input)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,6 +27,7 @@ BEAM_RUNNERS = {
     "spark": "SparkRunner",
 }
 DEFAULT_GPU_TYPE = "nvidia.com/gpu"
+S3_PLUGIN = "pipeline.beam_s3_plugin"  # s3:// in Beam's SDK worker processes too.
 RESOURCE_COMPONENTS = ("Trainer", "Transform", "Evaluator")  # The steps given resources.
 OUTPUT_EXTENSIONS = (".json", ".yaml", ".yml")
 _SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -203,7 +204,7 @@ class KubeflowTarget:
     evaluator_memory: float = _memory("Evaluator", 8.0)
     beam_runner: str = setting(
         "direct",
-        "direct (in each pod, one worker per Transform CPU), dataflow, flink or spark",
+        "direct (in each step's pod, in the step's process), dataflow, flink or spark",
         choices=tuple(BEAM_RUNNERS),
     )
     s3_secret: str = setting(
@@ -251,7 +252,7 @@ class KubeflowTarget:
                 f"--inference-service {self.inference_service}: expected NAMESPACE/NAME, each a "
                 "Kubernetes name (lower-case letters, digits and '-')"
             )
-        if any(p.startswith("s3://") for p in (self.pipeline_root, self.data, self.serving_dir)):
+        if self.uses_s3():
             logging.warning(
                 "s3:// paths need TensorFlow I/O's S3 file system in the image (TensorFlow 2.16 "
                 "has none built in): see 'S3 and MinIO' in kubeflow/README.md"
@@ -274,14 +275,19 @@ class KubeflowTarget:
         amounts["Trainer"] = Resources(trainer.cpu, trainer.memory_gb, self.gpus, self.gpu_type)
         return amounts
 
+    def uses_s3(self) -> bool:
+        return any(p.startswith("s3://") for p in (self.pipeline_root, self.data, self.serving_dir))
+
     def beam_args(self, user_args=()) -> list[str]:
         """The runner's flags, then the user's (Beam keeps the last of a repeated flag)."""
         runner = [f"--runner={BEAM_RUNNERS[self.beam_runner]}"]
         if self.beam_runner == "direct":
-            workers = max(1, int(self.transform_cpu))
-            runner += [
-                "--direct_running_mode=multi_processing",
-                f"--direct_num_workers={workers}",
-                configs.DIRECT_RUNNER_WORKERS_ARG,
-            ]
+            # In the step's own process. Subprocess workers (multi_processing) each import TF
+            # and TFX afresh, about a minute per Beam step on 2 cores, and do not inherit the
+            # step's s3:// registration; two worker threads (multi_threading) took the Evaluator
+            # past its pod's 8 GB at Fashion-MNIST scale (benchmarks/beam_modes.py).
+            runner += configs.DEFAULT_BEAM_ARGS  # in_memory, as a local run
+        if self.uses_s3():
+            # For SDK worker processes (multi_processing, Flink, Spark, Dataflow), if chosen.
+            runner.append(f"--beam_plugins={S3_PLUGIN}")
         return [*runner, *user_args]

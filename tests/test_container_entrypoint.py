@@ -1,7 +1,8 @@
 """pipeline.container_entrypoint on executor inputs shaped as open-source KFP's driver shapes them.
 
 system.* titles, empty instance_schema, inputs without split_names; a real step (ServedBaseline) run
-as its pod runs it, exiting 0 with its outputs and metadata written, and 1 on an error.
+as its pod runs it, exiting 0 with its outputs and metadata written, and 1 on an error; a
+failed attempt leaves no directory markers under its outputs, and a retry starts without them.
 """
 
 import json
@@ -10,14 +11,18 @@ import subprocess
 import sys
 
 import kfp_driver
+import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
-from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+from tfx.orchestration.kubeflow.v2.container import (
+    kubeflow_v2_entrypoint_utils,
+    kubeflow_v2_run_executor,
+)
 from tfx.types import standard_artifacts
 
 from components.baseline.served_baseline import ServedBaseline
 from components.baseline.served_baseline_test import save_model
-from pipeline import container_entrypoint
+from pipeline import container_entrypoint, filesystems
 
 STANDARD = "tfx.types.standard_artifacts."
 
@@ -146,3 +151,48 @@ def test_a_step_runs_as_its_pod_and_exits_0_with_its_outputs_written(tmp_path):
     failed = run_entrypoint(args, tmp_path)
     assert failed.returncode == 1
     assert "no_such_module" in failed.stderr
+
+
+def test_a_failed_attempt_leaves_no_directory_markers_and_a_retry_starts_without_them(
+    monkeypatch,
+):
+    # A bucket as a dict (key -> bytes), cleaned by a stand-in of the S3 listing and deletes.
+    bucket = {
+        "root/run/Trainer/model/Format-Serving/": b"",  # Left by an attempt killed mid-write.
+        "root/run/Trainer/model/Format-Serving/variables/": b"",
+        "root/run/Trainer/model/Format-Serving/fingerprint.pb": b"x",
+        "root/run/Transform/transform_graph/": b"",  # Not this step's output.
+    }
+
+    def remove_directory_markers(uri: str) -> list[str]:
+        prefix = uri.removeprefix("s3://b/").rstrip("/") + "/"
+        gone = [k for k, v in bucket.items() if k.startswith(prefix) and k.endswith("/") and not v]
+        for key in gone:
+            del bucket[key]
+        return [f"s3://b/{key}" for key in gone]
+
+    seen = {}
+
+    def crashing_executor(args, beam_args):
+        seen["markers at the start"] = sorted(k for k in bucket if k.endswith("/"))
+        bucket["root/run/Trainer/model/Format-Serving/assets/"] = b""  # As tf.io.gfile does.
+        raise RuntimeError("out of memory mid-write")
+
+    monkeypatch.setattr(container_entrypoint, "remove_directory_markers", remove_directory_markers)
+    monkeypatch.setattr(kubeflow_v2_run_executor, "_run_executor", crashing_executor)
+    monkeypatch.setattr(filesystems, "register", lambda: None)  # No tensorflow-io here.
+    model = {"uri": "s3://b/root/run/Trainer/model", "type": {"schemaTitle": "system.Model"}}
+    invocation = {
+        "inputs": {},
+        "outputs": {"artifacts": {"model": {"artifacts": [model]}}, "outputFile": "/unused"},
+    }
+    argv = ["--executor_class_path", "components.trainer.executor.Executor"]
+    argv += ["--json_serialized_invocation_args", json.dumps(invocation)]
+    argv += ["--artifact_types", json.dumps({"outputs": {"model": STANDARD + "Model"}})]
+    with pytest.raises(RuntimeError, match="out of memory mid-write"):
+        container_entrypoint.run(argv)
+    assert seen["markers at the start"] == ["root/run/Transform/transform_graph/"]
+    assert sorted(bucket) == [
+        "root/run/Trainer/model/Format-Serving/fingerprint.pb",
+        "root/run/Transform/transform_graph/",
+    ]

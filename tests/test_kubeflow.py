@@ -227,12 +227,27 @@ def test_trainer_asks_for_gpus_and_heavy_steps_for_cpu_and_memory(compiled):
         assert not parsed[name].accelerator.type
 
 
+def test_kfps_resource_spec_has_no_disk_request_to_compile_into():
+    """No --ephemeral-storage flag: KFP's ResourceSpec has CPU, memory and accelerators only
+    (kfp-pipeline-spec 0.2.2 here; KFP's api/v2alpha1/pipeline_spec.proto on master, 2026-08, the
+    same plus their resource_* string forms), and the driver builds the container's requests
+    from those alone (backend/src/v2/driver/driver.go). A field it lacks fails strict parsing,
+    as the API server's protojson.Unmarshal refuses the upload. The disk for the launcher's
+    copies comes from the namespace's LimitRange (kubeflow/README.md). If a KFP release adds a
+    disk field, this fails: then compile the request into every task."""
+    resource_spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+    fields = [field.name for field in resource_spec.DESCRIPTOR.fields]
+    assert not [name for name in fields if "storage" in name or "disk" in name], fields
+    with pytest.raises(json_format.ParseError, match="resourceEphemeralStorageRequest"):
+        json_format.ParseDict({"resourceEphemeralStorageRequest": "20Gi"}, resource_spec())
+
+
 def test_beam_args_reach_every_executor_after_the_runner_defaults(compiled):
     _, spec = compiled
     expected = [
         "--runner=DirectRunner",
-        "--direct_running_mode=multi_processing",
-        "--direct_num_workers=3",  # one per Transform CPU
+        "--direct_running_mode=in_memory",  # in the step's process (benchmarks/beam_modes.py)
+        "--direct_num_workers=1",
         "--sdk_container_image=none",  # no TFX sdist for workers that are local processes
         *BEAM_ARGS,
     ]
@@ -242,6 +257,23 @@ def test_beam_args_reach_every_executor_after_the_runner_defaults(compiled):
     # The FileBasedExampleGen's driver hook (Vertex runs it before the executor) gets them too.
     hook = spec["deploymentSpec"]["executors"]["ExampleGen_executor"]["container"]["lifecycle"]
     assert hook["preCacheCheck"]["args"][-len(expected) :] == expected
+
+
+@pytest.mark.parametrize("runner", sorted(kubeflow_settings.BEAM_RUNNERS))
+def test_s3_paths_add_the_worker_plugin_for_every_runner(serving_dir, runner):
+    """With an s3:// path, SDK worker processes (a user's multi_processing, Flink, Spark,
+    Dataflow) import pipeline.beam_s3_plugin; gs:// alone needs nothing (tests/test_beam_s3_plugin
+    runs the plugin in real workers)."""
+    common = dict(image=IMAGE, data_format="idx", output="p.yaml", beam_runner=runner)
+    s3 = kubeflow_settings.KubeflowTarget(
+        pipeline_root="s3://b/root", data="s3://b/data", serving_dir="s3://b/serving", **common
+    )
+    gs = kubeflow_settings.KubeflowTarget(
+        pipeline_root=PIPELINE_ROOT, data=DATA, serving_dir=serving_dir, **common
+    )
+    plugin = "--beam_plugins=pipeline.beam_s3_plugin"
+    assert s3.beam_args(["--x"])[-2:] == [plugin, "--x"]  # The user's flags still come last.
+    assert plugin not in gs.beam_args()
 
 
 def test_spec_carries_the_data_serving_dir_and_hyperparameters(compiled, serving_dir):

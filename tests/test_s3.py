@@ -3,8 +3,11 @@
 moto's server mode stands in for MinIO on 127.0.0.1; the endpoint and keys reach TensorFlow
 (tensorflow-io), Beam (apache-beam[aws]) and boto3 through the environment only. The pipeline
 runs in a subprocess (`python -m pipeline run`), as a user runs it, and is judged by what it
-leaves in the bucket: a pushed model that loads from s3:// and answers serving_default, and no
-zero-byte directory markers. The entrypoint's marker clean-up runs against the same server.
+leaves in the bucket: a pushed model and no zero-byte directory markers. The entrypoint's marker
+clean-up runs against the same server. The server and its helpers are tests/moto_s3.py's. That
+the pushed model loads from s3:// and answers serving_default, and the compiled spec's steps on
+s3:// (as open-source KFP runs them, inputs downloaded as its launcher does), are
+tests/test_kfp_spec_run.py's.
 
 The server going away mid-run and coming back (test_a_run_stopped_by_an_s3_outage_...): stopped
 when the console shows "Trainer started", the run exits 1 with one line naming the endpoint;
@@ -62,103 +65,18 @@ What retries an S3 error, and for how long. Measured here against moto with the 
 import datetime
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
-import kfp_driver
 import pytest
-from conftest import TRAINING, UPSTREAM, write_digits_subset
+from conftest import TRAINING, UPSTREAM
+from moto_s3 import BUCKET, Moto, full_env, keys, markers, run_python, upload_digits
 
-BUCKET = "siamese-test"
+__all__ = ["BUCKET", "Moto", "full_env"]  # Also tests/test_beam_s3_plugin.py's.
 ARGS = ["--image-size", "16", "--epochs", "2", "--min-training-steps", "0"]
 ARGS += ["--identities-per-batch", "10"]
 ARGS += ["--images-per-identity", "4", "--lower-bound", "0.2", "--report-examples", "80"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-# moto.server, where an object uploaded under a key of the JSON file named first gets that
-# LastModified back, as it had on a MinIO that restarts on its own disk. ExampleGen fingerprints
-# its input files by mtime (tfx/utils/io_utils.py, generate_fingerprint): re-uploaded with new
-# times, the same files are new data to it, and nothing downstream is taken from the cache.
-KEEP_LAST_MODIFIED = """
-import datetime, json, sys
-from moto.s3 import models
-from moto.server import main
-times = json.load(open(sys.argv.pop(1)))
-create = models.FakeKey.__init__
-def restored(self, name, *args, **kwargs):
-    create(self, name, *args, **kwargs)
-    if name in times:
-        self.last_modified = datetime.datetime.fromisoformat(times[name])
-models.FakeKey.__init__ = restored
-main()
-"""
-
-
-class Moto:
-    """A moto S3 server on 127.0.0.1 with the bucket. It keeps its objects only while it runs."""
-
-    def __init__(self, log_path, port: int | None = None):
-        self.log_path, self.port = log_path, port or free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self, last_modified: dict[str, str] | None = None) -> "Moto":
-        """Starts it (empty); `last_modified`: key -> the time an object uploaded later keeps."""
-        server = ["-m", "moto.server"]
-        if last_modified is not None:
-            with open(times := f"{self.log_path}.times.json", "w") as f:
-                json.dump(last_modified, f)
-            server = ["-c", KEEP_LAST_MODIFIED, times]
-        with open(self.log_path, "a") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, *server, "-H", "127.0.0.1", "-p", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        for _ in range(100):
-            try:
-                self.client().create_bucket(Bucket=BUCKET)
-                return self
-            except Exception:  # noqa: BLE001 (not up yet)
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"moto server exited, see {self.log_path}") from None
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"moto server not up on port {self.port}, see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-    def client(self):
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=f"http://127.0.0.1:{self.port}",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def env(self) -> dict:
-        """The environment the pods would get."""
-        return {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1",
-            "S3_ENDPOINT": f"127.0.0.1:{self.port}",
-            "S3_USE_HTTPS": "0",
-            "S3_VERIFY_SSL": "0",
-        }
 
 
 @pytest.fixture(scope="module")
@@ -169,36 +87,6 @@ def s3_env(tmp_path_factory):
         yield moto.env(), moto.client()
     finally:
         moto.stop()
-
-
-def upload(client, directory: str, prefix: str) -> None:
-    for name in os.listdir(directory):
-        client.upload_file(os.path.join(directory, name), BUCKET, f"{prefix}/{name}")
-
-
-def upload_digits(client, local) -> None:
-    """The tiny digits subset, written under `local`, into the bucket's datasets/digits."""
-    upload(client, write_digits_subset(str(local / "digits"), train=16, eval=8), "datasets/digits")
-
-
-def keys(client, prefix: str) -> dict[str, int]:
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-    return {item["Key"]: item["Size"] for page in pages for item in page.get("Contents", [])}
-
-
-def run_python(args: list[str], env: dict, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, *args],
-        env=full_env(env),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-
-
-def full_env(env: dict) -> dict:
-    return {**os.environ, **kfp_driver.image_env(), **env}
 
 
 def pipeline_argv(output_dir) -> list[str]:
@@ -250,28 +138,7 @@ def test_pipeline_on_s3_pushes_a_blessed_model_into_the_bucket(s3_run):
     assert any(k.startswith(f"serving/{version}/variables/") for k in objects)
     assert summary["artifacts"]["model"].startswith(f"s3://{BUCKET}/root/")
     # Nothing a KFP launcher would download as a file where a folder belongs.
-    written = {**keys(client, "root/"), **keys(client, "serving/")}
-    assert not [k for k, size in written.items() if k.endswith("/") and size == 0]
-
-
-@pytest.mark.e2e
-def test_pushed_model_loads_from_s3_and_answers_serving_default(s3_run):
-    env, _, local, summary = s3_run
-    script = (
-        "import os, sys, tensorflow as tf\n"
-        "from pipeline import filesystems\n"
-        "from components.example_gen import readers\n"
-        "filesystems.register()\n"
-        "model = tf.saved_model.load(sys.argv[1])\n"
-        "png = tf.io.encode_png(tf.zeros([8, 8, 1], tf.uint8)).numpy()\n"
-        "example = readers.make_example(png, 'x').SerializeToString()\n"
-        "out = model.signatures['serving_default'](examples=tf.constant([example]))\n"
-        "print('EMBEDDING', out['embedding'].shape[1], flush=True)\n"
-        "os._exit(0)\n"
-    )
-    process = run_python(["-c", script, summary["pushed_model_dir"]], env, local)
-    assert process.returncode == 0, process.stderr[-4000:]
-    assert "EMBEDDING 64" in process.stdout
+    assert not markers(client, "root/") + markers(client, "serving/")
 
 
 def snapshot(client, directory) -> dict[str, str]:
