@@ -12,23 +12,11 @@ batch 1 and 32 (median and 95th percentile of --repeats Session::Run calls, afte
 
 import argparse
 import os
-import platform
 import tempfile
 
 import numpy as np
 
 DEFAULT_SERVING_DIR = os.path.join("runs", "default", "serving_model")
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def directory_size(path: str) -> int:
@@ -56,6 +44,7 @@ def main(argv=None) -> None:
     import tensorflow as tf
 
     from benchmarks import tf_serving_loader
+    from benchmarks.triplet_benchmark import cpu_name
     from components.baseline.served_baseline import newest_version
     from components.example_gen import digits
     from components.serving import export, gallery, gallery_ledger

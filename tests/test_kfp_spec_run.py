@@ -147,8 +147,9 @@ def test_steps_run_as_the_images_user_with_only_their_work_dir_writable(spec_run
     assert all(os.path.realpath(kfp_driver.python_paths()[0]).startswith(g) for g in granted)
     theirs = os.path.join(first.pod_dir("Trainer"), "workdir")
     assert os.stat(theirs).st_uid == user
+    # The checkout and what it holds (its parent is the machine's: /tmp in a clone there).
     ours = [kfp_driver.REPO, os.path.join(kfp_driver.REPO, ".venv"), str(local), work]
-    ours += [os.path.join(kfp_driver.REPO, "pipeline"), os.path.dirname(kfp_driver.REPO)]
+    ours += [os.path.join(kfp_driver.REPO, "pipeline"), os.path.join(kfp_driver.REPO, "tests")]
     assert kfp_driver.writable_by(user, [*ours, theirs]) == [theirs]
 
 

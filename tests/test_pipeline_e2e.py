@@ -21,6 +21,7 @@ from PIL import Image
 
 from benchmarks import tf_serving_loader
 from components import example_io
+from components.baseline import served_baseline
 from components.evaluator import embedding_metrics as em
 from components.example_gen import images, readers
 from components.serving import component as serving_component
@@ -456,7 +457,7 @@ def test_enrol_and_forget_write_versions_that_tf_serving_loader_serves(
     removed = gallery_changes.forget(serving_dir, "person-7")
     forgot_digit = gallery_changes.forget(serving_dir, "digit-7")
     assert removed["removed_versions"] == [enrolled["version"]]
-    assert gallery_ledger.versions(serving_dir) == [forgot_digit["version"]]
+    assert served_baseline.versions(serving_dir) == [forgot_digit["version"]]
     with tf_serving_loader.ServingLoader(forgot_digit["version"]) as loaded:
         names = loaded.call("identify", {"examples": examples})["identities"].astype(str)
         embedding = loaded.call("serving_default", {"examples": examples})["embedding"]

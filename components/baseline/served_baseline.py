@@ -25,17 +25,24 @@ SERVED_VERSION = "served_version"  # Custom property: the version directory's na
 SAVED_MODEL = "saved_model.pb"
 
 
-def newest_version(serving_dir: str) -> str | None:
-    """Path of the highest numeric version under `serving_dir` holding a SavedModel, or None."""
+def versions(serving_dir: str) -> list[str]:
+    """Paths of the complete versions under `serving_dir` (a number holding a SavedModel),
+    oldest first; a version being pushed has no saved_model.pb yet and is left out."""
     if not tf.io.gfile.isdir(serving_dir):
-        return None
-    versions = []
+        return []
+    found = []
     for name in tf.io.gfile.listdir(serving_dir):
         name = name.rstrip("/")
         path = os.path.join(serving_dir, name)
         if name.isdigit() and tf.io.gfile.exists(os.path.join(path, SAVED_MODEL)):
-            versions.append((int(name), path))
-    return max(versions)[1] if versions else None
+            found.append((int(name), path))
+    return [path for _, path in sorted(found)]
+
+
+def newest_version(serving_dir: str) -> str | None:
+    """Path of the highest numeric version under `serving_dir` holding a SavedModel, or None."""
+    complete = versions(serving_dir)
+    return complete[-1] if complete else None
 
 
 def copy_served_model(serving_dir: str, model_uri: str) -> str | None:

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from components import example_io
+from components.baseline import served_baseline
 from components.baseline.served_baseline import SAVED_MODEL, newest_version
 from components.serving import export, gallery, gallery_ledger, pusher
 from components.serving.settings import ServingSettings
@@ -175,7 +176,7 @@ def forget(serving_dir: str, name: str) -> dict:
     deleted."""
     key = gallery_ledger.identity_key(name)
     holding = []
-    for version_dir in gallery_ledger.versions(serving_dir):
+    for version_dir in served_baseline.versions(serving_dir):
         entries = gallery_ledger.version_gallery(version_dir)
         if entries is not None and name in set(entries[1]):
             holding.append(version_dir)

@@ -16,6 +16,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from components import example_io
+from components.baseline import served_baseline
 from components.serving import export, gallery, gallery_changes, gallery_ledger, pusher
 from components.serving.export_test import _Projection
 
@@ -119,9 +120,9 @@ def test_enrol_that_failed_before_the_ledger_resumes_without_a_second_version(
     with pytest.raises(OSError):
         gallery_changes.enrol(serving_dir, people)
     monkeypatch.setattr(gallery_ledger, "write_enrolled", real)
-    versions = gallery_ledger.versions(serving_dir)
+    versions = served_baseline.versions(serving_dir)
     done = gallery_changes.enrol(serving_dir, people)
-    assert done["resumed"] and gallery_ledger.versions(serving_dir) == versions
+    assert done["resumed"] and served_baseline.versions(serving_dir) == versions
     assert len(gallery_ledger.enrolled_records(serving_dir)) == 6
 
 
@@ -130,7 +131,7 @@ def test_forget_removes_the_person_from_every_version_and_later_galleries(servin
     gallery_changes.enrol(serving_dir, people)
     done = gallery_changes.forget(serving_dir, "ada")
     # The original version never held ada: it stays; the enrolment's version is deleted.
-    assert [os.path.basename(v) for v in gallery_ledger.versions(serving_dir)] == [
+    assert [os.path.basename(v) for v in served_baseline.versions(serving_dir)] == [
         "1000",
         os.path.basename(done["version"]),
     ]
@@ -144,7 +145,7 @@ def test_forget_removes_the_person_from_every_version_and_later_galleries(servin
     assert change["change"] == "forget" and change["entries"] == 6
     # A person of the training data is forgotten too, and stays out of the next gallery.
     done = gallery_changes.forget(serving_dir, "digit-3")
-    assert gallery_ledger.versions(serving_dir) == [done["version"]]  # 1000 held digit-3
+    assert served_baseline.versions(serving_dir) == [done["version"]]  # 1000 held digit-3
     base = tf.data.Dataset.from_tensor_slices(_records(tmp_path / "base"))
     kept = gallery_ledger.with_ledger(base, serving_dir).as_numpy_iterator()
     labels = {example_io.label_of(tf.train.Example.FromString(r)) for r in kept}
@@ -166,7 +167,7 @@ def test_bad_changes_get_one_line_naming_the_input(serving_dir, tmp_path):
     (broken / "1.png").write_bytes(io.BytesIO(b"not a png").getvalue())
     with pytest.raises(gallery_changes.GalleryChangeError, match="1.png"):
         gallery_changes.enrol(serving_dir, str(tmp_path / "broken"))
-    assert gallery_ledger.versions(serving_dir) == [os.path.join(serving_dir, "1000")]
+    assert served_baseline.versions(serving_dir) == [os.path.join(serving_dir, "1000")]
 
 
 def test_a_push_of_a_gallery_built_before_a_forget_leaves_the_person_out(serving_dir, tmp_path):

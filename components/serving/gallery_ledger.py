@@ -18,7 +18,6 @@ import numpy as np
 import tensorflow as tf
 
 from components import example_io
-from components.baseline.served_baseline import SAVED_MODEL
 
 LEDGER = "gallery"
 ENROLLED = "enrolled"
@@ -35,19 +34,6 @@ def now() -> str:
 def identity_key(name: str) -> str:
     """The ledger's name for a person: SHA-256 of the name (a forgotten name is not kept)."""
     return hashlib.sha256(name.encode()).hexdigest()
-
-
-def versions(serving_dir: str) -> list[str]:
-    """Paths of every complete version (a number holding saved_model.pb), oldest first."""
-    if not tf.io.gfile.isdir(serving_dir):
-        return []
-    found = []
-    for name in tf.io.gfile.listdir(serving_dir):
-        name = name.rstrip("/")
-        path = os.path.join(serving_dir, name)
-        if name.isdigit() and tf.io.gfile.exists(os.path.join(path, SAVED_MODEL)):
-            found.append((int(name), path))
-    return [path for _, path in sorted(found)]
 
 
 def version_gallery(version_dir: str) -> tuple[np.ndarray, np.ndarray] | None:
