@@ -155,18 +155,19 @@ def enrol(serving_dir: str, data: str) -> dict:
 
 
 def _without_name(calibration: dict, name: str) -> dict:
-    """calibration with `name` replaced by its key in the earlier changes that listed it."""
-    changes = [
-        {
-            **c,
-            "identities": [
-                gallery_ledger.identity_key(n) if n == name else n for n in c["identities"]
-            ],
-        }
-        if "identities" in c
-        else c
-        for c in calibration.get("gallery_changes", [])
-    ]
+    """calibration with `name` replaced by its key in the earlier changes that listed it, and
+    their source path too when the name is part of it (a folder named after the person)."""
+    key = gallery_ledger.identity_key(name)
+    changes = []
+    for change in calibration.get("gallery_changes", []):
+        if name in change.get("identities", ()):
+            change = {
+                **change,
+                "identities": [key if n == name else n for n in change["identities"]],
+            }
+            if name in change.get("source", ""):
+                change["source"] = change["source"].replace(name, key)
+        changes.append(change)
     return {**calibration, "gallery_changes": changes}
 
 

@@ -127,7 +127,7 @@ def test_enrol_that_failed_before_the_ledger_resumes_without_a_second_version(
 
 
 def test_forget_removes_the_person_from_every_version_and_later_galleries(serving_dir, tmp_path):
-    people = _write_folder(tmp_path / "people", {"ada": 8, "grace": 9})
+    people = _write_folder(tmp_path / "ada-and-grace", {"ada": 8, "grace": 9})
     gallery_changes.enrol(serving_dir, people)
     done = gallery_changes.forget(serving_dir, "ada")
     # The original version never held ada: it stays; the enrolment's version is deleted.
