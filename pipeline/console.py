@@ -9,12 +9,16 @@ between (the Trainer's epoch lines); then the final summary. Verbose: the loggin
 on stderr, as before. Component starts and ends come from LocalDagRunner's own absl INFO
 records; as absl raises its logger to WARNING when something parses absl flags mid-run (it
 happens during Transform), the `absl` logger is held at INFO for the run.
+
+`with_temporary_log` is the same console for a short command (`predict`, `gallery`): the log is
+a temporary file, removed unless something unexpected failed, and then named in the error line.
 """
 
 import contextlib
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -141,3 +145,32 @@ def run_console(log_path: str, verbose: bool = False, count: Callable[[str], str
         logging.captureWarnings(False)
         root.handlers, root.level = saved_handlers, saved_level
         file_handler.close()
+
+
+def with_temporary_log(command: str, verbose: bool, work: Callable, expected: type, subject: str):
+    """work() with the libraries' logging in a temporary log file, removed afterwards.
+
+    An `expected` error (the command's own one-line error) passes through. Anything else is
+    logged with its traceback, the log is kept, and it is raised as
+    expected("SUBJECT: <type>: <first line> (full log: PATH)").
+    """
+    if not verbose and "tensorflow" not in sys.modules:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TF's INFO lines: not even logged
+    log_fd, log_path = tempfile.mkstemp(prefix=f"siamese-tfx-{command}-", suffix=".log")
+    os.close(log_fd)
+    keep_log = False
+    try:
+        with run_console(log_path, verbose):
+            try:
+                return work()
+            except expected:
+                raise
+            except Exception as error:  # The traceback goes to the log, one line to stderr.
+                from pipeline.cli import describe  # cli imports the commands, which import this
+
+                logging.getLogger("siamese-tfx").error(f"{command} failed", exc_info=error)
+                keep_log = True
+                raise expected(f"{subject}: {describe(error)} (full log: {log_path})") from None
+    finally:
+        if not keep_log:
+            os.remove(log_path)

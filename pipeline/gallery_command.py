@@ -7,12 +7,8 @@ log that is named only when something unexpected fails.
 """
 
 import argparse
-import logging
 import os
 import sys
-import tempfile
-
-LOG_PREFIX = "siamese-tfx-gallery-"
 
 
 class GalleryCommandError(RuntimeError):
@@ -98,30 +94,11 @@ def change(args: argparse.Namespace) -> str:
 def main(args: argparse.Namespace) -> int:
     try:
         check(args)
-        if not args.verbose and "tensorflow" not in sys.modules:
-            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-        log_fd, log_path = tempfile.mkstemp(prefix=LOG_PREFIX, suffix=".log")
-        os.close(log_fd)
-        keep_log = False
-        try:
-            from pipeline import console
+        from pipeline import console
 
-            with console.run_console(log_path, args.verbose):
-                try:
-                    line = change(args)
-                except GalleryCommandError:
-                    raise
-                except Exception as error:  # The traceback goes to the log, one line here.
-                    from pipeline.cli import describe
-
-                    logging.getLogger("siamese-tfx").error("gallery failed", exc_info=error)
-                    keep_log = True
-                    raise GalleryCommandError(
-                        f"{args.serving_dir}: {describe(error)} (full log: {log_path})"
-                    ) from None
-        finally:
-            if not keep_log:
-                os.remove(log_path)
+        line = console.with_temporary_log(
+            "gallery", args.verbose, lambda: change(args), GalleryCommandError, args.serving_dir
+        )
     except GalleryCommandError as error:
         print(f"siamese-tfx gallery {args.change}: error: {error}", file=sys.stderr)
         return 1

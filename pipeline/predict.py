@@ -27,11 +27,9 @@ that log. --verbose shows all of the logging on stderr as well.
 
 import argparse
 import json
-import logging
 import os
 import re
 import sys
-import tempfile
 
 from components import keys
 from components.serving import image_header
@@ -40,7 +38,6 @@ from components.serving import image_header
 SIGNATURES = {"embed": keys.SERVING_DEFAULT, keys.VERIFY: keys.VERIFY, keys.IDENTIFY: keys.IDENTIFY}
 CALIBRATION_PATH = (keys.ASSETS_EXTRA, keys.CALIBRATION_FILE)  # The model's calibration facts.
 MAX_IMAGE_PIXELS = "max_image_pixels"  # the ServingModel's calibration fact
-LOG_PREFIX = "siamese-tfx-predict-"
 
 
 class PredictError(ValueError):
@@ -223,28 +220,10 @@ def run_logged(version_dir: str, signature: str, paths, images, verbose: bool) -
     """run() with library logging in a temporary log file (see the module doc)."""
     from pipeline import console
 
-    if not verbose and "tensorflow" not in sys.modules:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TF's INFO lines: not even logged
-    log_fd, log_path = tempfile.mkstemp(prefix=LOG_PREFIX, suffix=".log")
-    os.close(log_fd)
-    keep_log = False
-    try:
-        with console.run_console(log_path, verbose):
-            try:
-                return run(version_dir, signature, paths, images)
-            except PredictError:
-                raise
-            except Exception as error:  # The traceback goes to the log, one line to stderr.
-                from pipeline.cli import describe  # cli imports this module
+    def work():
+        return run(version_dir, signature, paths, images)
 
-                logging.getLogger("siamese-tfx").error("predict failed", exc_info=error)
-                keep_log = True
-                raise PredictError(
-                    f"{version_dir}: {describe(error)} (full log: {log_path})"
-                ) from None
-    finally:
-        if not keep_log:
-            os.remove(log_path)
+    return console.with_temporary_log("predict", verbose, work, PredictError, version_dir)
 
 
 def main(args: argparse.Namespace) -> int:

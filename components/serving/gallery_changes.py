@@ -97,11 +97,15 @@ def enrol(serving_dir: str, data: str) -> dict:
         raise GalleryChangeError(f"{data}: no images to enrol")
     digest = _records_digest(records)
     done = [c for c in calibration.get("gallery_changes", []) if c.get("records_sha256") == digest]
-    new_embeddings, labels, _ = example_io.embed_examples(
-        version_dir, tf.data.Dataset.from_tensor_slices(records)
-    )
-    people = sorted(set(labels))
+    by_person: dict[str, list[bytes]] = {}
+    for record in records:
+        name = example_io.label_of(tf.train.Example.FromString(record))
+        by_person.setdefault(name, []).append(record)
+    people = sorted(by_person)
     if not done:
+        new_embeddings, labels, _ = example_io.embed_examples(
+            version_dir, tf.data.Dataset.from_tensor_slices(records)
+        )
         if calibration.get("gallery_mode") == gallery.CENTROIDS:
             already = sorted(set(people) & set(names))
             if already:
@@ -128,10 +132,6 @@ def enrol(serving_dir: str, data: str) -> dict:
         version_dir = _write_version(serving_dir, version_dir, entries, calibration, change)
     # The ledger after the version: a re-run after a failure here finds the change in the
     # newest version's calibration.json and only completes the ledger.
-    by_person: dict[str, list[bytes]] = {}
-    for record in records:
-        name = example_io.label_of(tf.train.Example.FromString(record))
-        by_person.setdefault(name, []).append(record)
     for name, person_records in by_person.items():
         path = gallery_ledger.enrolled_path(serving_dir, name)
         previous = []

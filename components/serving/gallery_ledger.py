@@ -5,7 +5,7 @@
                            every new model (`key` is the SHA-256 of the name);
   forgotten.json           the key of each forgotten person, never the name.
 `with_ledger` applies it to the records a new model's gallery is built from (ServingModel);
-`forgotten_in` tells the Pusher whether a candidate holds someone forgotten since it was built.
+the Pusher (`without_forgotten`) leaves out anyone forgotten since a candidate's gallery was built.
 components.serving.gallery_changes writes it (enrol, forget).
 """
 
@@ -103,12 +103,3 @@ def with_ledger(records: tf.data.Dataset, serving_dir: str) -> tf.data.Dataset:
         yield from enrolled
 
     return tf.data.Dataset.from_generator(kept, output_signature=tf.TensorSpec([], tf.string))
-
-
-def forgotten_in(version_dir: str, serving_dir: str) -> int:
-    """How many entries of version_dir's gallery are people forgotten in serving_dir."""
-    keys = forgotten(serving_dir)
-    entries = version_gallery(version_dir) if keys else None
-    if entries is None:
-        return 0
-    return sum(identity_key(name) in keys for name in entries[1])

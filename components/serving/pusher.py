@@ -186,14 +186,17 @@ def push(model_path: str, serving_path: str) -> bool:
 def without_forgotten(model_path: str, base: str, scratch: str) -> str:
     """model_path, or a copy in `scratch` without the people forgotten in `base` since
     ServingModel built its gallery (a forget during the run must not be undone by its push)."""
-    held = gallery_ledger.forgotten_in(model_path, base)
-    if not held:
-        return model_path
-    embeddings, names = gallery_ledger.version_gallery(model_path)
     keys = gallery_ledger.forgotten(base)
+    entries = gallery_ledger.version_gallery(model_path) if keys else None
+    if entries is None:
+        return model_path
+    embeddings, names = entries
     keep = np.array([gallery_ledger.identity_key(n) not in keys for n in names], dtype=bool)
+    if keep.all():
+        return model_path
+    held = int((~keep).sum())
     calibration = export.read_calibration(model_path) or {}
-    change = {"change": "forget", "at": gallery_ledger.now(), "entries": int(held)}
+    change = {"change": "forget", "at": gallery_ledger.now(), "entries": held}
     calibration = {
         **calibration,
         "gallery_size": int(keep.sum()),
