@@ -26,6 +26,10 @@ LR_SCHEDULES = ("cosine", "constant")
 MIXED_PRECISION = ("auto", "off", "float16", "bfloat16")
 SELECTION_METRICS = (em.MAP_AT_R, em.PRECISION_AT_1, em.R_PRECISION)  # validation, per epoch
 VALIDATION_BY = SPLIT_BY  # The validation slice is held back like the eval split: image/identity
+# Holding the validation slice back by identity: at least 2 held (one would rank every epoch
+# alike), and 3 left to train on.
+MIN_HELD_IDENTITIES = 2
+MIN_IDENTITIES_BY_IDENTITY = MIN_HELD_IDENTITIES + 3
 # Three conv blocks halve the image down to 8x8 at most; smaller images leave nothing to learn.
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
 
@@ -168,6 +172,14 @@ class HParams:
         "a train split with fewer images gets no validation slice: it trains on all of them "
         "and keeps the last epoch",
         low=0,
+    )
+    # Few identities held back by identity: two of six classes leave four to train on, but the
+    # epoch is then picked on classes the model never saw, as the open-set eval split judges it.
+    validation_min_identities: int = setting(
+        20,
+        "an identity split holds its validation slice back by whole identities from this many "
+        "trainable identities (2 held back, at least 3 left to train), else by image",
+        low=MIN_IDENTITIES_BY_IDENTITY,
     )
     # The validation slice is held back like the eval split: the pipeline sets it from the
     # split mode, by image or by identity.

@@ -45,10 +45,32 @@ def test_by_identity_holds_whole_identities_chosen_by_name():
     assert capped.identities == 2 and capped.images == 20
 
 
-def test_few_identities_are_held_back_by_image_instead():
+def test_few_identities_are_held_back_by_image_under_the_identity_minimum():
     counts = np.full(12, 11)
-    held = validation.plan("identity", 0.1, 2000, [str(i) for i in range(12)], counts, counts > 1)
-    assert held.by == "image"
+    names = [str(i) for i in range(12)]
+    held = validation.plan("identity", 0.1, 2000, names, counts, counts > 1, 0, 20)
+    assert held.by == "image"  # 12 < 20
+    # The minimum never goes below 2 held and 3 left to train on.
+    many = np.full(4, 500)
+    four = validation.plan("identity", 0.1, 2000, names[:4], many, many > 1, 0, 1)
+    assert four.by == "image"
+
+
+def test_few_classes_are_held_back_whole_and_scored_on_a_sample():
+    """Six classes of 600 images: two whole classes held back (the epoch is picked on classes
+    the model never trains on), scored on a deterministic sample of about max_images."""
+    names = [f"class-{i}" for i in range(6)]
+    counts = np.full(6, 600)
+    held = validation.plan("identity", 0.1, 300, names, counts, counts > 1, 0, 5)
+    assert held.by == "identity" and held.identities == 2 and held.images == 1200
+    assert held.train_images == 2400 and held.scored_images == 300
+    data = examples(counts)
+    train, valid = as_pairs(held.train_part(data)), as_pairs(held.validation_part(data))
+    held_ids = set(np.flatnonzero(held.held_identities))
+    assert len(train) == 2400 and not {label for _, label in train} & held_ids
+    assert {label for _, label in valid} == held_ids and 220 < len(valid) < 380
+    assert as_pairs(held.validation_part(data)) == valid  # The same sample every pass.
+    assert held.trainable(counts > 1).sum() == 4
 
 
 def test_by_image_is_a_deterministic_capped_share_of_every_identity():
