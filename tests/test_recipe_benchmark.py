@@ -1,6 +1,7 @@
 """The recipe benchmark harness runs (its no-training row; the full benchmark is not a test)."""
 
 import numpy as np
+import pytest
 
 from benchmarks import datasets, recipe_benchmark
 
@@ -38,3 +39,16 @@ def test_digits_open_trains_on_0_to_5_and_tests_on_6_to_9(tmp_path):
     assert len(data.train_x) + len(data.test_x) == 1797  # Both splits of the 80/20 split.
     row = recipe_benchmark.run_one("pixels", data)
     assert row["dataset"] == "digits-open" and 0.5 < row["precision_at_1"] <= 1.0
+
+
+def test_open_classes_trains_on_the_first_classes_and_scores_the_last(tmp_path):
+    from benchmarks import open_classes
+
+    data = datasets.digits(8, str(tmp_path / "digits"))
+    subset = open_classes.open_set(data, 4, 2)
+    assert subset.protocol == datasets.OPEN and subset.name == "digits, 4 classes -> 2"
+    assert set(subset.train_y) == set(range(4)) and set(subset.test_y) == {8, 9}
+    assert len(subset.test_x) == np.isin(np.concatenate([data.train_y, data.test_y]), [8, 9]).sum()
+    for bad in (1, 9):
+        with pytest.raises(ValueError, match="--train-classes"):
+            open_classes.open_set(data, bad, 2)
