@@ -170,7 +170,8 @@ def kept_epoch_sentence(training: dict | None) -> str | None:
     `training`), as the console summary and the report both say it; None when it says nothing."""
     training = training or {}
     satisfied = training.get("satisfied_epoch")
-    satisfied_why = "the triplet loss was 0 on every training batch"
+    loss = training.get("loss", "triplet").replace("_", "-")
+    satisfied_why = f"the {loss} loss was 0 on every training batch"
     if training.get("no_validation_slice"):
         return (
             f"Kept the last of {training.get('epochs_run')} epochs"
@@ -187,7 +188,8 @@ def kept_epoch_sentence(training: dict | None) -> str | None:
         + (" (stopped early)" if selection.get("stopped_early") else "")
         + (f" (stopped after epoch {satisfied}: {satisfied_why})" if satisfied else "")
         + f": validation {selection['metric']} {value:.4f}"
-        + f" on {held.get('images')} held-back train images (by {held.get('by')})"
+        + f" on {held.get('scored_images') or held.get('images')} held-back train images"
+        + f" (by {held.get('by')})"
     )
 
 

@@ -49,7 +49,8 @@ def test_the_summary_says_training_stopped_when_the_loss_was_satisfied():
         "batch), no validation slice: 1433"
     )
     selected = {
-        "validation_slice": {"by": "image", "images": 2000},
+        "validation_slice": {"by": "identity", "images": 12000, "scored_images": 2000},
+        "loss": "multi_similarity",
         "epochs_run": 8,
         "satisfied_epoch": 8,
         "model_selection": {
@@ -62,6 +63,6 @@ def test_the_summary_says_training_stopped_when_the_loss_was_satisfied():
     }
     (line,) = summary._selection_lines(selected)
     assert line.startswith(
-        "Kept epoch 5 of 8 (stopped after epoch 8: the triplet loss was 0 on every training "
-        "batch): validation map_at_r 0.9000 on 2000"
+        "Kept epoch 5 of 8 (stopped after epoch 8: the multi-similarity loss was 0 on every "
+        "training batch): validation map_at_r 0.9000 on 2000 held-back train images (by identity)"
     )

@@ -11,16 +11,19 @@ keras = tf.keras
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """One line per epoch on stdout (loss, share of active triplets, validation loss and
+    """One line per epoch on stdout (loss, share of active triplets or pairs, validation loss and
     retrieval metrics, learning rate, speed).
 
     Also puts `learning_rate` into the epoch logs, so the TensorBoard callback after it and the
     History get it, and records the training time of each epoch without its evaluation.
     """
 
-    def __init__(self, epochs: int, steps_per_epoch: int, images_per_step: int):
+    def __init__(
+        self, epochs: int, steps_per_epoch: int, images_per_step: int, terms: str = "triplets"
+    ):
         super().__init__()
         self.epochs = epochs
+        self.terms = terms  # what the loss's active share counts (strategies.py)
         self.images_per_epoch = steps_per_epoch * images_per_step
         self.train_seconds: list[float] = []
         self._start = self._end = 0.0
@@ -48,7 +51,7 @@ class EpochLogger(keras.callbacks.Callback):
         logs["learning_rate"] = self.current_learning_rate()
         line = (
             f"epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', float('nan')):.4f}, "
-            f"active triplets {percent(logs.get('active_triplets', float('nan')))}"
+            f"active {self.terms} {percent(logs.get('active_triplets', float('nan')))}"
         )
         if "val_loss" in logs:
             line += (

@@ -76,10 +76,10 @@ def fit(
             hparams,
         )
         trainer = compiled_trainer(hparams, steps_per_epoch, strategy, len(trainable))
-        logger = EpochLogger(hparams.epochs, steps_per_epoch, hparams.images_per_step)
+        logger = EpochLogger(hparams.epochs, steps_per_epoch, hparams.images_per_step, method.terms)
         stopper = None
         if hparams.stop_when_satisfied and method.satisfiable:
-            stopper = satisfied.StopWhenSatisfied()
+            stopper = satisfied.StopWhenSatisfied(hparams.loss.replace("_", "-"), method.terms)
         elif hparams.stop_when_satisfied:
             logging.info("loss %s is never satisfied: every epoch runs", hparams.loss)
         selection = None

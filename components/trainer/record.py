@@ -30,6 +30,7 @@ def write_training_record(
             hparams.validation_fraction, hparams.validation_min_train_images, split.train_images
         )
         or validation.SLICE_TOO_SMALL,
+        "loss": hparams.loss,
         "model_selection": result.selection,
         "epochs_run": result.epochs_run,
         "satisfied_epoch": result.satisfied_epoch,

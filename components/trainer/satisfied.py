@@ -1,9 +1,10 @@
-"""Stops training once the triplet loss is satisfied, and re-estimates batch-norm statistics.
+"""Stops training once the loss is satisfied, and re-estimates batch-norm statistics.
 
-The loss is satisfied when every triplet of every training batch in an epoch meets the margin
-(active triplets 0): no gradient flows, so more epochs leave the weights where they are and only
-move batch norm's running averages. Small, easy data gets there early (digits after 6 or 7 of 12
-epochs, a Yale fold after 2 to 4), and the rest of the step budget would be spent for nothing.
+The loss is satisfied when every triplet (or mined pair, for the pair losses) of every training
+batch in an epoch meets the margin (active share 0): no gradient flows, so more epochs leave the
+weights where they are and only move batch norm's running averages. Small, easy data gets there
+early (digits after 6 or 7 of 12 epochs, a Yale fold after 2 to 4), and the rest of the step
+budget would be spent for nothing.
 Stopping sooner leaves those running averages less settled, so `recalibrate_batch_norm`
 re-estimates them from training batches before the network is exported.
 """
@@ -19,12 +20,13 @@ RECALIBRATION_MOMENTUM = 0.9
 
 
 class StopWhenSatisfied(keras.callbacks.Callback):
-    """Ends training after the first epoch with no active triplet; `satisfied_epoch` (1-based)
+    """Ends training after the first epoch with no active term; `satisfied_epoch` (1-based)
     says which, 0 when it never happened."""
 
-    def __init__(self):
+    def __init__(self, loss: str = "triplet", terms: str = "triplets"):
         super().__init__()
         self.satisfied_epoch = 0
+        self.loss, self.terms = loss, terms  # named in the message
 
     def on_epoch_end(self, epoch, logs=None):
         if (logs or {}).get("active_triplets", 1.0) <= 0.0:
@@ -34,8 +36,8 @@ class StopWhenSatisfied(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.satisfied_epoch:
             print(
-                f"stopped after epoch {self.satisfied_epoch}: the triplet loss was 0 on every "
-                "training batch (every triplet meets the margin; more epochs would not change "
+                f"stopped after epoch {self.satisfied_epoch}: the {self.loss} loss was 0 on "
+                f"every training batch (no active {self.terms}: more epochs would not change "
                 "the weights)",
                 flush=True,
             )

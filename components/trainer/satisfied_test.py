@@ -108,3 +108,16 @@ def test_recalibration_updates_mirrored_batch_norm_variables():
         [sys.executable, "-c", MIRRORED], capture_output=True, text=True, timeout=300
     )
     assert "MOVED True" in done.stdout, done.stderr[-2000:]
+
+
+def test_the_stop_names_the_loss_and_what_it_counts(capsys):
+    stopper = satisfied.StopWhenSatisfied("multi-similarity", "pairs")
+    stopper.set_model(tf.keras.Sequential([tf.keras.layers.Dense(1)]))
+    stopper.on_epoch_end(0, {"active_triplets": 0.01})
+    assert stopper.satisfied_epoch == 0
+    stopper.on_epoch_end(1, {"active_triplets": 0.0})
+    stopper.on_train_end()
+    assert stopper.satisfied_epoch == 2 and stopper.model.stop_training
+    assert "epoch 2: the multi-similarity loss was 0 on every training batch (no active pairs" in (
+        capsys.readouterr().out
+    )

@@ -43,6 +43,8 @@ class TripletStrategy:
 
     name: str
     caps_identities: bool  # P x K batches cannot hold more identities than there are
+    # What the loss's active_fraction counts, in the epoch line and the stop when satisfied.
+    terms = "triplets"
     # Whether no active term on any batch of an epoch means the loss (and its gradient) is 0.
     satisfiable = True
 
@@ -175,6 +177,7 @@ class PairLoss(ClassBalanced):
 
     name: str
     loss: Callable
+    terms = "pairs"
 
     def trainer(self, hparams, training_network, embedding_network, augmentation, identities=0):
         return model.TripletModel(training_network, self.loss, embedding_network, augmentation)
@@ -187,6 +190,7 @@ class SampledPairLoss(ClassBalanced):
 
     name: str
     loss: Callable
+    terms = "pairs"
 
     def trainer(self, hparams, training_network, embedding_network, augmentation, identities=0):
         draws = model.RandomDraws(self.loss, hparams.seed, name=f"{self.name}_draws")
@@ -202,6 +206,7 @@ class ProxyLoss(ClassBalanced):
     name: str
     loss: Callable
     satisfiable = False
+    terms = "images"  # those the angular margin still misclassifies
 
     def trainer(self, hparams, training_network, embedding_network, augmentation, identities=0):
         if identities < 1:
