@@ -276,3 +276,26 @@ def assert_export_is_the_embedding_network_alone(network, images, tmp_path):
     np.testing.assert_allclose(
         served[keys.EMBEDDING].numpy(), network(images[:5]).numpy(), atol=1e-5
     )
+
+
+def test_a_projection_head_trains_but_only_the_encoder_is_served(digits, tmp_path):
+    train_images, train_labels, held_images, _ = digits
+    hparams = dataclasses.replace(
+        DIGITS, projection_head=True, steps_per_epoch=10, mixed_precision="bfloat16"
+    )
+    tf.keras.utils.set_random_seed(hparams.seed)
+    untrained = model.build_networks_for(hparams)[1](held_images[:20]).numpy()
+    result = fit.fit(
+        hparams,
+        tf.data.Dataset.from_tensor_slices((train_images, train_labels)),
+        None,
+        np.ones(10, bool),
+        len(train_labels),
+    )
+    network = result.embedding_network  # float32 copy of the bfloat16-trained encoder
+    served = network(held_images[:20]).numpy()
+    # 8x8 images: one conv block of 8 filters down to 4x4, flattened; no projection.
+    assert served.shape == (20, 4 * 4 * 8) and network.compute_dtype == "float32"
+    assert "projection" not in {layer.name for layer in network.layers}
+    assert not np.allclose(served, untrained, atol=1e-3)  # The encoder trained.
+    assert_export_is_the_embedding_network_alone(network, held_images, tmp_path)

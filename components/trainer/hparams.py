@@ -55,6 +55,14 @@ class HParams:
         32, "filters of the first cnn block / resnet stage, doubled per stage", low=1, high=1024
     )
     embedding_dim: int = setting(64, "embedding size D", low=2, high=4096)
+    # Open-set data (benchmarks/RESULTS.md): trained on six classes, the features below the
+    # dense layers tell apart classes never trained on better than the embedding above them.
+    projection_head: bool = setting(
+        False,
+        "train the loss through the dense layers (a projection head, as in SimCLR) but serve "
+        "the L2-normalised conv features below them (3x3x128 = 1152 values at 28x28): for "
+        "open-set data from few training identities; not with --model mlp",
+    )
     # Each loss but triplet is one pure function (multi_similarity_loss.py, margin_loss.py,
     # arcface_loss.py) with its paper's defaults; all train on P x K batches.
     loss: str = setting(
@@ -210,6 +218,10 @@ class HParams:
         if not self.explicit_triplets:  # Online mining needs pairs.
             check_int("identities_per_batch", self.identities_per_batch, 2)
             check_int("images_per_identity", self.images_per_identity, 2)
+        if self.projection_head and self.model == "mlp":
+            raise SettingError(
+                "projection_head", True, "needs a conv encoder: --model cnn, resnet or plain"
+            )
         if self.triplet_strategy == "batch_all" and self.soft_margin:
             raise SettingError(
                 "soft_margin", True, "batch_all supports the hard margin only (drop --soft-margin)"

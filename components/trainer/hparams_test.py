@@ -49,6 +49,13 @@ def test_out_of_range_values_are_refused_with_their_range(field, value, allowed)
     assert str(value) in str(error.value) or repr(value) in str(error.value)
 
 
+def test_a_projection_head_needs_a_conv_encoder():
+    with pytest.raises(SettingError, match="conv encoder") as error:
+        HParams(model="mlp", projection_head=True)
+    assert error.value.name == "projection_head"
+    assert HParams(model="resnet", projection_head=True).projection_head
+
+
 def test_batch_all_refuses_the_soft_margin_and_random_allows_single_pairs():
     with pytest.raises(SettingError, match="hard margin") as error:
         HParams(triplet_strategy="batch_all", soft_margin=True)

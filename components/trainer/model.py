@@ -4,8 +4,10 @@ Every model comes as two networks sharing their weights (`build_networks`, or
 `build_networks_for` an HParams):
 - the training network, whose output the triplet loss sees;
 - the embedding network, which is served: an image in, an L2-normalised embedding out.
-For `cnn`, `resnet` and `plain` (issue 9's plain reference: two convs, no batch norm) they are
-the same network, ending in L2 normalisation. For `mlp`, the
+For `cnn`, `resnet` and `plain` (the benchmarks' plain reference: two convs, no batch norm) they are
+the same network, ending in L2 normalisation, unless a projection head is asked for: then the
+embedding network serves the L2-normalised conv encoder output below the dense layers the loss
+trains through. For `mlp`, the
 original notebook's Dense(64, relu) -> Dense(D, sigmoid), the loss sees the sigmoid output, as in
 the notebook, and only the embedding network adds L2 normalisation on top.
 
@@ -30,25 +32,29 @@ def conv_block(x, filters: int):
     return keras.layers.MaxPooling2D()(x)
 
 
-def cnn_features(images, image_size: int, width: int = 32, smallest: int = 4):
+def cnn_encoder(images, image_size: int, width: int = 32, smallest: int = 4):
     """Conv blocks (conv, batch norm, ReLU, max pool) halve the image until it is at most
-    `smallest` pixels wide, doubling the filters from `width` (to 256 at most), then a 128-unit
-    dense layer with layer norm. On 28x28: 32, 64 and 128 filters at 28, 14 and 7 pixels, 3x3
-    out (on Fashion-MNIST this third block beat two blocks at the same training time).
-
-    Layer norm, not batch norm, before the embedding: batch norm there normalises each image by
-    its training batch but by running averages in serving, and the triplet loss, satisfied on
-    training batches, stops correcting the served geometry; on 5,000 Fashion-MNIST images layer
-    norm there raised VAL@FAR=1e-3 from 0.28 to 0.34 at the same speed (benchmarks/RESULTS.md).
-    """
+    `smallest` pixels wide, doubling the filters from `width` (to 256 at most), flattened. On
+    28x28: 32, 64 and 128 filters at 28, 14 and 7 pixels, 3x3x128 out (on Fashion-MNIST this
+    third block beat two blocks at the same training time)."""
     x, size, filters = images, image_size, width
     while True:
         x = conv_block(x, filters)
         size, filters = size // 2, min(filters * 2, 256)
         if size <= smallest:
             break
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(128, use_bias=False)(x)
+    return keras.layers.Flatten()(x)
+
+
+def cnn_head(encoded):
+    """A 128-unit dense layer with layer norm and ReLU above the conv encoder.
+
+    Layer norm, not batch norm, before the embedding: batch norm there normalises each image by
+    its training batch but by running averages in serving, and the triplet loss, satisfied on
+    training batches, stops correcting the served geometry; on 5,000 Fashion-MNIST images layer
+    norm there raised VAL@FAR=1e-3 from 0.28 to 0.34 at the same speed (benchmarks/RESULTS.md).
+    """
+    x = keras.layers.Dense(128, use_bias=False)(encoded)
     x = keras.layers.LayerNormalization()(x)
     return keras.layers.ReLU()(x)
 
@@ -87,22 +93,34 @@ def resnet_features(images, image_size: int, width: int = 32):
     return keras.layers.GlobalAveragePooling2D()(x)
 
 
-def plain_features(images, width: int = 32):
-    """The plain reference recipe's network: conv 32 3x3 ReLU, conv 64 3x3 ReLU, max pool,
-    dense 128 ReLU; no batch norm (a benchmark reference, not a tuned model)."""
+def plain_encoder(images, width: int = 32):
+    """The plain reference recipe's convs: conv 32 3x3 ReLU, conv 64 3x3 ReLU, max pool,
+    flattened; no batch norm (a benchmark reference, not a tuned model). Its head is one dense
+    128-unit ReLU layer."""
     x = keras.layers.Conv2D(width, 3, activation="relu")(images)
     x = keras.layers.Conv2D(2 * width, 3, activation="relu")(x)
     x = keras.layers.MaxPooling2D()(x)
-    x = keras.layers.Flatten()(x)
-    return keras.layers.Dense(128, activation="relu")(x)
+    return keras.layers.Flatten()(x)
 
 
 def build_networks(
-    image_size: int, channels: int, embedding_dim: int, model: str = "cnn", width: int = 32
+    image_size: int,
+    channels: int,
+    embedding_dim: int,
+    model: str = "cnn",
+    width: int = 32,
+    projection_head: bool = False,
 ) -> tuple[keras.Model, keras.Model]:
-    """(training network, embedding network); see the module docstring."""
+    """(training network, embedding network); see the module docstring.
+
+    With `projection_head` the loss trains the whole network, but the embedding network serves
+    the encoder's features below the dense layers, L2-normalised (SimCLR's projection head:
+    features below it keep more of what tells apart classes never trained on).
+    """
     images = keras.Input((image_size, image_size, channels), name=keys.IMAGE)
     if model == "mlp":
+        if projection_head:
+            raise ValueError("projection_head needs a model with a conv encoder, not mlp")
         # The notebook's network, exactly: flattened pixels, Dense(64, relu), Dense(D, sigmoid).
         x = keras.layers.Flatten()(images)
         x = keras.layers.Dense(64, activation="relu")(x)
@@ -116,34 +134,37 @@ def build_networks(
         )
         return training_network, keras.Model(images, embedding, name="mlp_embedding")
     if model == "cnn":
-        features = cnn_features(images, image_size, width)
+        encoded = cnn_encoder(images, image_size, width)
+        features = cnn_head(encoded)
     elif model == "resnet":
-        features = resnet_features(images, image_size, width)
+        encoded = features = resnet_features(images, image_size, width)
     elif model == "plain":
-        features = plain_features(images, width)
+        encoded = plain_encoder(images, width)
+        features = keras.layers.Dense(128, activation="relu")(encoded)
     else:
         raise ValueError(f"unknown model {model!r}; choose from {MODELS}")
     projection = keras.layers.Dense(embedding_dim, dtype="float32", name="projection")(features)
-    embedding = keras.layers.UnitNormalization(axis=-1, dtype="float32", name=keys.EMBEDDING)(
-        projection
-    )
-    network = keras.Model(images, embedding, name=f"{model}_embedding")
-    return network, network
+    trained = keras.layers.UnitNormalization(
+        axis=-1, dtype="float32", name="projected" if projection_head else keys.EMBEDDING
+    )(projection)
+    network = keras.Model(images, trained, name=f"{model}_embedding")
+    if not projection_head:
+        return network, network
+    served = keras.layers.UnitNormalization(axis=-1, dtype="float32", name=keys.EMBEDDING)(encoded)
+    return network, keras.Model(images, served, name=f"{model}_encoder_embedding")
 
 
 def build_networks_for(hparams: HParams) -> tuple[keras.Model, keras.Model]:
-    """`build_networks` with the image size, channels, embedding size, model and width of
-    `hparams`."""
+    """`build_networks` with the image size, channels, embedding size, model, width and
+    projection head of `hparams`."""
     return build_networks(
-        hparams.image_size, hparams.channels, hparams.embedding_dim, hparams.model, hparams.width
+        hparams.image_size,
+        hparams.channels,
+        hparams.embedding_dim,
+        hparams.model,
+        hparams.width,
+        hparams.projection_head,
     )
-
-
-def build_embedding_network(
-    image_size: int, channels: int, embedding_dim: int, model: str = "cnn", width: int = 32
-) -> keras.Model:
-    """The served network alone: an image in, an L2-normalised embedding out."""
-    return build_networks(image_size, channels, embedding_dim, model, width)[1]
 
 
 def build_augmentation(shift: float, flip: bool, seed: int) -> keras.Sequential:

@@ -55,7 +55,7 @@ def test_cnn_has_batch_norm_in_its_conv_blocks_and_layer_norm_before_the_embeddi
     ]
 
 
-def test_plain_is_issue_9s_reference_network():
+def test_plain_is_the_benchmarks_reference_network():
     _, network = model.build_networks(28, 1, 64, "plain")
     assert not any(
         isinstance(layer, tf.keras.layers.BatchNormalization) for layer in network.layers
@@ -123,3 +123,26 @@ def test_loss_heads_hold_their_state_beside_the_served_network():
     trainer = model.TripletModel(network, head)
     assert trainer.trained_variables()[-1] is head.proxies
     assert not any(v is head.proxies for v in trainer.embedding_network.variables)
+
+
+@pytest.mark.parametrize(
+    "name,size,served_size", [("cnn", 28, 3 * 3 * 32), ("plain", 28, 12 * 12 * 16)]
+)
+def test_a_projection_head_trains_above_the_encoder_whose_features_are_served(
+    name, size, served_size
+):
+    training, served = model.build_networks(size, 1, 16, name, width=8, projection_head=True)
+    images = np.random.default_rng(4).normal(size=(3, size, size, 1)).astype(np.float32)
+    assert training(images).shape == (3, 16)
+    embeddings = served(images, training=False).numpy()
+    assert embeddings.shape == (3, served_size) and served.output_names == ["embedding"]
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+    # One set of encoder weights: the served network is the training network's lower part.
+    trained = {id(w) for w in training.weights}
+    assert {id(w) for w in served.weights} < trained
+    encoded = tf.keras.Model(training.input, served.get_layer(index=-2).output)(images).numpy()
+    np.testing.assert_allclose(
+        embeddings, encoded / np.linalg.norm(encoded, axis=1, keepdims=True), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="projection_head"):
+        model.build_networks(size, 1, 16, "mlp", projection_head=True)
