@@ -91,6 +91,19 @@ def test_each_signature_prints_tf_serving_outputs(capsys, images, serving_dirs):
     assert embedding.shape == (2, 16)
     np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, atol=1e-5)
 
+    # A grey model takes GIF and BMP files too: the same pixels, the same embedding.
+    root, _ = images
+    pixels = np.asarray(Image.open(paths[0]))
+    same = [paths[0]]
+    for image_format in ("GIF", "BMP"):
+        same.append(str(root / f"0.{image_format.lower()}"))
+        Image.fromarray(pixels).save(same[-1], format=image_format)
+    code, out, err = predict(capsys, "--model", base, "embed", *same)
+    assert code == 0, err
+    np.testing.assert_allclose(
+        np.array(json.loads(out)["outputs"])[1:], embedding[:1].repeat(2, 0), atol=1e-5
+    )
+
     code, out, _ = predict(capsys, "--model", base, "verify", *paths)
     outputs = json.loads(out)["outputs"]
     assert code == 0 and set(outputs) == {"distance", "same", "threshold"}

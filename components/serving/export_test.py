@@ -17,6 +17,7 @@ from components.evaluator import embedding_metrics as em
 from components.example_gen import digits, readers
 from components.serving import calibration, export, gallery, image_guard_test
 from components.serving.settings import ServingSettings
+from components.transform import preprocessing
 
 
 class _Projection(tf.Module):
@@ -29,15 +30,8 @@ class _Projection(tf.Module):
     def serve(self, examples):
         spec = {"image": tf.io.FixedLenFeature([], tf.string)}
         images = tf.io.parse_example(examples, spec)["image"]
-        pixels = tf.map_fn(
-            lambda one: tf.image.resize(
-                tf.cast(tf.io.decode_image(one, channels=1, expand_animations=False), tf.float32),
-                [8, 8],
-            ),
-            images,
-            fn_output_signature=tf.TensorSpec([8, 8, 1], tf.float32),
-        )
-        flat = tf.reshape(pixels, [-1, 64]) / 255.0
+        pixels = preprocessing.decode_images(images, 8, 1)  # As Transform's graph decodes.
+        flat = tf.reshape(pixels, [-1, 64])
         return {"embedding": tf.math.l2_normalize(flat @ self.weights, axis=1)}
 
 

@@ -26,11 +26,32 @@ def _flat_strings(feature) -> tf.Tensor:
     return tf.reshape(feature, [-1])
 
 
+def _decode_grey(image_bytes: tf.Tensor) -> tf.Tensor:
+    """One image as uint8 grey [H, W, 1]. TensorFlow's GIF and BMP decoders give colour only,
+    so those (which a client may send the served model; ExampleGen stores them as PNG) are
+    decoded in RGB and converted; PNG and JPEG are decoded grey directly."""
+    colour_only = tf.logical_or(
+        tf.equal(tf.strings.substr(image_bytes, 0, 4), b"GIF8"),
+        tf.equal(tf.strings.substr(image_bytes, 0, 2), b"BM"),
+    )
+    return tf.cond(
+        colour_only,
+        lambda: tf.image.rgb_to_grayscale(
+            tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        ),
+        lambda: tf.io.decode_image(image_bytes, channels=1, expand_animations=False),
+    )
+
+
 def decode_images(encoded: tf.Tensor, size: int, channels: int) -> tf.Tensor:
-    """PNG/JPEG bytes of any size and colour -> float32 [batch, size, size, channels] in [0, 1]."""
+    """PNG/JPEG (and GIF/BMP) bytes of any size and colour -> float32 [batch, size, size,
+    channels] in [0, 1]."""
 
     def decode_one(image_bytes):
-        image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
+        if channels == 1:
+            image = _decode_grey(image_bytes)
+        else:
+            image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
         image = tf.image.convert_image_dtype(image, tf.float32)
         image = tf.image.resize(image, [size, size], antialias=True)
         return tf.clip_by_value(image, 0.0, 1.0)

@@ -85,3 +85,24 @@ def test_grey_images_through_beam_and_serving_graph(tmp_path):
 
 def test_rgb_output_from_grey_and_colour_inputs(tmp_path):
     analyze_and_transform(tmp_path, size=16, channels=3)
+
+
+def test_a_grey_model_decodes_gif_and_bmp_as_the_png_of_the_same_pixels():
+    """TensorFlow's GIF and BMP decoders give colour only; a grey model (the default) still
+    takes them, as clients may send them to the served model."""
+    rng = np.random.default_rng(2)
+    grey = rng.integers(0, 256, (12, 10), dtype=np.uint8)
+    colour = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    size = 12
+
+    def decoded(data):
+        return preprocessing.decode_images(tf.constant([data]), size, 1).numpy()[0]
+
+    png = decoded(encode(grey))
+    for image_format in ("GIF", "BMP"):
+        np.testing.assert_array_equal(decoded(encode(grey, image_format)), png)
+    # A colour image: the same grey as PIL's (ITU-R 601-2 luma), within one level.
+    luma = np.asarray(Image.fromarray(colour).convert("L"))
+    np.testing.assert_allclose(
+        decoded(encode(colour, "BMP")), decoded(encode(luma)), atol=1.5 / 255
+    )
