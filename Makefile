@@ -34,7 +34,7 @@ lock: env
 	$(VENV)/bin/uv pip compile requirements.in --python-version 3.10 \
 	  --python-platform x86_64-unknown-linux-gnu -o requirements.lock
 
-# make bench: notebook vs default on Fashion-MNIST; make bench BENCH=recipe: issue 9's four
+# make bench: notebook vs default on Fashion-MNIST; make bench BENCH=recipe: the four
 # recipes on five datasets (slow: run on a quiet machine).
 BENCH ?= triplet
 bench: env

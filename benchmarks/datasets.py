@@ -1,4 +1,4 @@
-"""The benchmark datasets of issue 9, as standardised float32 arrays in memory.
+"""The recipe benchmark's datasets, as standardised float32 arrays in memory.
 
 Each loader returns a `Dataset`: train and test images [N, size, size, 1] (decoded and resized
 by preprocessing.decode_images from the bytes ExampleGen stores, as Transform does, at the

@@ -1,4 +1,4 @@
-"""Benchmark of issue 9: four recipes on five datasets, the numbers in benchmarks/RESULTS.md.
+"""The recipe benchmark: four recipes on six datasets, the numbers in benchmarks/RESULTS.md.
 
     .venv/bin/python -m benchmarks.recipe_benchmark [--datasets a,b] [--methods a,b]
         [--image-size N] [--set NAME=VALUE ...] [--plain-set NAME=VALUE ...] [--label NAME]
@@ -9,7 +9,7 @@ Datasets (benchmarks/datasets.py): fashion-mnist, fashion-mnist-5k, fashion-mnis
 yale-faces. Methods:
   pixels    no training: the standardised pixels (the no-learning reference)
   notebook  the original notebook's method (benchmarks.triplet_benchmark.NOTEBOOK)
-  plain     issue 9's plain reference: 2 convs (32, 64) + max pool + dense 128 + dense 64,
+  plain     the plain reference: 2 convs (32, 64) + max pool + dense 128 + dense 64,
             L2-normalised, no batch norm; semi-hard triplets, margin 0.2, Euclidean distance,
             10 x 25 class-balanced batches, Adam 1e-3 constant, 30 epochs, last epoch kept
             (--plain-set NAME=VALUE changes it, e.g. epochs=10 to cap a long run: the table

@@ -4,7 +4,7 @@ Writes an IDX dataset (e.g. Fashion-MNIST: 60,000 train, 10,000 eval) as an Exam
 (gzipped Split-train / Split-eval TFRecords, as ExampleGen does), then times
 components.serving.component.write_serving_model with the Trainer model and Evaluator output of a
 finished run (the step's cost depends on the image counts, not on the weights). Compare with the
-pipeline's wall time: the issue's budget is 15%.
+pipeline's wall time: the budget is 15%.
 
     python -m benchmarks.serving_overhead --run runs/default \
         --data /usr/share/datasets/fashion-mnist --work /tmp/serving_overhead

@@ -1,6 +1,6 @@
 """Options and data paths are checked before anything heavy runs: one line, exit status 1.
 
-Each case of issue 11 (values that used to train, crash or be ignored) is refused by `run`
+Each case (values that used to train, crash or be ignored) is refused by `run`
 and by `compile kubeflow` alike, without importing TensorFlow, TFX or Beam.
 """
 

@@ -1,6 +1,6 @@
 """Training hyperparameters, read from the Trainer's custom_config.
 
-The defaults were chosen on five datasets, not one (benchmarks/RESULTS.md, issue 9): digits,
+The defaults were chosen on five datasets, not one (benchmarks/RESULTS.md): digits,
 Yale faces, 5,000 and 60,000 Fashion-MNIST images, and open-set Fashion-MNIST. A 3-block conv
 net (batch norm in the convs, layer norm in the dense head), online semi-hard mining over 10 x 24
 class-balanced batches, margin 0.5, Adam with 2e-3 peak, linear warm-up and cosine decay, 12
