@@ -12,7 +12,6 @@ closed-set loaders (digits, fashion-mnist), both splits pooled.
 """
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -60,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(recipe_benchmark.run_one(method, subset, args.set))
             rows[-1]["train_classes"] = count
             print(rows[-1], flush=True)
-    print("\n" + recipe_benchmark.format_table(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "argv": sys.argv[1:]}, f, indent=2)
+    recipe_benchmark.report(rows, args.json)
     return 0
 
 

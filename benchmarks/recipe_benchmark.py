@@ -205,11 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             rows.append(run_one(method, data, args.set, args.plain_set, args.label))
             print(rows[-1], flush=True)
-    print("\n" + format_table(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"rows": rows, "argv": sys.argv[1:]}, f, indent=2)
+    report(rows, args.json)
     return 0
+
+
+def report(rows: list[dict], json_path: str | None) -> None:
+    """Prints the rows' table; with `json_path`, writes them there with the command line."""
+    print("\n" + format_table(rows))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"rows": rows, "argv": sys.argv[1:]}, f, indent=2)
 
 
 if __name__ == "__main__":
