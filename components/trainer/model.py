@@ -4,12 +4,12 @@ Every model comes as two networks sharing their weights (`build_networks`, or
 `build_networks_for` an HParams):
 - the training network, whose output the triplet loss sees;
 - the embedding network, which is served: an image in, an L2-normalised embedding out.
-For `cnn`, `resnet` and `plain` (the benchmarks' plain reference: two convs, no batch norm) they are
-the same network, ending in L2 normalisation, unless a projection head is asked for: then the
-embedding network serves the L2-normalised conv encoder output below the dense layers the loss
-trains through. For `mlp`, the
-original notebook's Dense(64, relu) -> Dense(D, sigmoid), the loss sees the sigmoid output, as in
-the notebook, and only the embedding network adds L2 normalisation on top.
+For `cnn`, `resnet` and `plain` (the benchmarks' plain reference: two convs, no batch norm)
+they are the same network, ending in L2 normalisation, unless a projection head is asked for:
+then the embedding network serves the L2-normalised conv encoder output below the dense layers
+the loss trains through. For `mlp`, the original notebook's Dense(64, relu) -> Dense(D,
+sigmoid), the loss sees the sigmoid output, as in the notebook, and only the embedding network
+adds L2 normalisation on top.
 
 A loss with state of its own is a `LossHead` the trainer holds beside the networks, never part
 of the embedding network (so never exported): `ProxyHead`, the class weights of a proxy loss
